@@ -1,0 +1,1 @@
+"""The learner platform: topic registry, stub generation, grading, progress, milestones."""
