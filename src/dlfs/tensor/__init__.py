@@ -1,0 +1,1 @@
+"""Topic 01: arrays, shapes, strides and broadcasting."""
