@@ -176,6 +176,13 @@ def _watch(number: int | None):
         click.echo(f"\nWatching {', '.join(_rel(p) for p in get_paths())} — save to re-check.")
 
     def on_key(key):
+        try:
+            return handle_key(key)
+        except DlfsError as exc:
+            click.secho(str(exc), fg="red")
+            return True
+
+    def handle_key(key):
         t = current["topic"]
         if key == "q":
             return False

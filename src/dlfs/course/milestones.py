@@ -75,10 +75,14 @@ def run(number: int, *, smoke: bool = False, data_dir: str | None = None, seed: 
         record: bool = True, **options) -> tuple[MilestoneResult, dict]:
     """Run milestone ``number`` and return (result, record)."""
     milestone = get_milestone(number)
+    learner_topics = options.pop("learner_topics", None)
+    used = use_learner_code(learner_topics) if learner_topics is not None else []
     runner = load_runner(milestone)
     start = time.perf_counter()
     result: MilestoneResult = runner(smoke=smoke, data_dir=data_dir, seed=seed, **options)
     wall = time.perf_counter() - start
+    if learner_topics is not None:
+        result.details["learner_topics"] = used
     rec = {
         "milestone": milestone.topic,
         "name": milestone.name,
@@ -98,6 +102,33 @@ def run(number: int, *, smoke: bool = False, data_dir: str | None = None, seed: 
     if record and not smoke:
         append_record(milestone.topic, rec)
     return result, rec
+
+
+def use_learner_code(topics: list[int]) -> list[int]:
+    """Serve the learner's files for the given completed topics in place of the reference.
+
+    Topics whose files are missing or do not compile keep the reference (and are left
+    out of the returned list, which the record stores).
+    """
+    from dlfs.course import redirect
+    from dlfs.course.registry import get_topic
+    from dlfs.course.workspace import check_syntax, learner_files
+    from dlfs.errors import DlfsError
+
+    mapping, used = {}, []
+    for number in topics:
+        files = learner_files(get_topic(number, require_built=False))
+        try:
+            for path in files.values():
+                if not path.exists():
+                    raise DlfsError(f"{path} is missing")
+                check_syntax(path)
+        except DlfsError:
+            continue
+        mapping.update({m: str(p) for m, p in files.items()})
+        used.append(number)
+    redirect.install(mapping)
+    return used
 
 
 def append_record(number: int, rec: dict) -> Path:

@@ -1,0 +1,67 @@
+"""Module 1 benchmarks: the machine's matmul ceiling and an MLP training step."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.harness import compare, try_torch
+
+
+def matmul(n: int = 1024):
+    torch = try_torch()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    ta, tb = (torch.from_numpy(a), torch.from_numpy(b)) if torch else (None, None)
+    return compare(f"matmul {n}x{n}x{n} float32", lambda: a @ b,
+                   (lambda: ta @ tb) if torch else None, flops=2.0 * n ** 3)
+
+
+def mlp_step(batch: int = 128, sizes=(784, 256, 128, 10)):
+    """Forward + backward + Adam on an MLP with ReLU and softmax cross-entropy."""
+    from dlfs.nn.activations import ReLU
+    from dlfs.nn.layers import Linear, Sequential
+    from dlfs.nn.losses import CrossEntropyLoss
+    from dlfs.optim.optimizers import Adam
+
+    torch = try_torch()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(a, b, rng=rng))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    model = Sequential(*layers)
+    loss_fn = CrossEntropyLoss()
+    opt = Adam(model.parameters(), lr=1e-3)
+
+    def ours():
+        opt.zero_grad()
+        loss_fn.forward(model.forward(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+
+    theirs = None
+    if torch:
+        mods = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            mods.append(torch.nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                mods.append(torch.nn.ReLU())
+        tmodel = torch.nn.Sequential(*mods)
+        topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def theirs():
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tmodel(tx), ty).backward()
+            topt.step()
+
+    flops = 6.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    name = f"MLP {'-'.join(map(str, sizes))} step, batch {batch}"
+    return compare(name, ours, theirs, repeats=50, warmup=10, flops=flops, goal="ratio <= 1.5")
+
+
+BENCHMARKS = [matmul, mlp_step]

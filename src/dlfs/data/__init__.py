@@ -1,0 +1,60 @@
+"""Datasets for the milestones: MNIST, CIFAR-10 and Tiny Shakespeare.
+
+Loaders (NumPy arrays, standard splits)::
+
+    load_mnist(data_dir=None, *, normalize=False, cache=True) -> ImageDataset
+    load_cifar10(data_dir=None, *, normalize=False) -> ImageDataset
+    load_shakespeare(data_dir=None) -> TextDataset
+
+Batching and augmentation::
+
+    BatchIterator(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, transform=None)
+    random_crop(x, padding=4, rng=None), random_flip(x, p=0.5, rng=None), augment(x, rng)
+    sample_blocks(ids, block_size, batch_size, rng=None) -> (x, y)
+
+Where data lives: ``resolve_data_dir(override)`` (``--data-dir`` > ``$DLFS_DATA_DIR`` > the cache
+dir). See docs/data.md.
+
+Names are imported on first use, so ``import dlfs.data`` (and the ``dlfs data`` command) stays
+cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "resolve_data_dir": "dlfs.data.paths",
+    "cache_root": "dlfs.data.paths",
+    "load_mnist": "dlfs.data.mnist",
+    "load_cifar10": "dlfs.data.cifar",
+    "load_shakespeare": "dlfs.data.text",
+    "ImageDataset": "dlfs.data.common",
+    "channel_stats": "dlfs.data.common",
+    "normalize": "dlfs.data.common",
+    "TextDataset": "dlfs.data.text",
+    "CharVocab": "dlfs.data.text",
+    "BatchIterator": "dlfs.data.batching",
+    "random_crop": "dlfs.data.batching",
+    "random_flip": "dlfs.data.batching",
+    "augment": "dlfs.data.batching",
+    "sample_blocks": "dlfs.data.batching",
+    "check": "dlfs.data.store",
+    "fetch": "dlfs.data.store",
+    "DATASETS": "dlfs.data.sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlfs.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

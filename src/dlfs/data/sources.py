@@ -1,0 +1,138 @@
+"""Where each dataset comes from: file names, URLs (canonical first, then mirrors), checksums.
+
+Nothing here imports NumPy: the command line reads this table to list the datasets.
+
+Checksum provenance
+-------------------
+MNIST
+    MD5s as published by torchvision (``torchvision/datasets/mnist.py``, ``resources``), for the
+    four canonical ``.gz`` files served at http://yann.lecun.com/exdb/mnist/ and its mirrors.
+    SHA-256s are of the same canonical ``.gz`` files (computed from byte-identical copies whose
+    MD5s equal the published ones).
+CIFAR-10
+    MD5s of the two archives as published on the CIFAR page
+    (https://www.cs.toronto.edu/~kriz/cifar.html, "md5sum" lines) and in torchvision
+    (``torchvision/datasets/cifar.py``, ``tgz_md5``). No SHA-256 is published.
+Tiny Shakespeare
+    SHA-256 of ``data/tinyshakespeare/input.txt`` in the karpathy/char-rnn repository
+    (1,115,394 bytes, ASCII).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file to download. ``urls`` are tried in order (canonical first, then mirrors)."""
+
+    name: str
+    urls: tuple[str, ...]
+    md5: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset: its folder (or folders) inside the data dir and the files that make it."""
+
+    name: str
+    title: str
+    folders: tuple[str, ...]          # accepted layouts inside the data dir, preferred first
+    files: tuple[RemoteFile, ...]     # what `dlfs data get` downloads
+    download_folder: str              # where downloads go inside the data dir
+    expected: tuple[str, ...]         # the file names a user must supply (for messages)
+    home: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+
+_MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",           # the original home; often refuses requests now
+)
+
+# (file, md5 from torchvision, sha256 of the canonical file, size in bytes)
+_MNIST_FILES = (
+    ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+     "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+    ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432",
+     "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+    ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3",
+     "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+    ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
+     "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+)
+
+MNIST = Dataset(
+    name="mnist",
+    title="MNIST handwritten digits",
+    folders=("mnist",),
+    files=tuple(RemoteFile(n, tuple(m + n for m in _MNIST_MIRRORS), md5=md5, sha256=sha, size=size)
+                for n, md5, sha, size in _MNIST_FILES),
+    download_folder="mnist",
+    expected=tuple(f"mnist/{n}" for n, *_ in _MNIST_FILES),
+    home="http://yann.lecun.com/exdb/mnist/",
+)
+
+# The CIFAR archives are served only from their home page; there is no official mirror.
+CIFAR10_BINARY_ARCHIVE = RemoteFile(
+    "cifar-10-binary.tar.gz",
+    ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+    md5="c32a1d4ab5d03f1284b67883e8d87530",       # CIFAR page / torchvision
+    size=170052171,
+)
+CIFAR10_PYTHON_ARCHIVE = RemoteFile(
+    "cifar-10-python.tar.gz",
+    ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    md5="c58f30108f718f92721af3b95e74349a",       # CIFAR page / torchvision
+    size=170498071,
+)
+
+CIFAR10_BIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+CIFAR10_PY_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+
+CIFAR10 = Dataset(
+    name="cifar10",
+    title="CIFAR-10 tiny images",
+    folders=("cifar-10-batches-bin", "cifar-10-batches-py"),
+    files=(CIFAR10_BINARY_ARCHIVE,),               # the binary version: no pickles involved
+    download_folder="",                            # the archive unpacks to cifar-10-batches-bin/
+    expected=tuple(f"cifar-10-batches-bin/{f}" for f in CIFAR10_BIN_FILES)
+    + tuple(f"cifar-10-batches-py/{f}" for f in CIFAR10_PY_FILES),
+    home="https://www.cs.toronto.edu/~kriz/cifar.html",
+    aliases=("cifar-10", "cifar"),
+)
+
+SHAKESPEARE = Dataset(
+    name="shakespeare",
+    title="Tiny Shakespeare (char-rnn)",
+    folders=("tinyshakespeare",),
+    files=(RemoteFile(
+        "input.txt",
+        ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+         # jsDelivr serves the same repository file from its CDN
+         "https://cdn.jsdelivr.net/gh/karpathy/char-rnn@master/data/tinyshakespeare/input.txt"),
+        sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        size=1115394,
+    ),),
+    download_folder="tinyshakespeare",
+    expected=("tinyshakespeare/input.txt",),
+    home="https://github.com/karpathy/char-rnn",
+    aliases=("tinyshakespeare", "tiny-shakespeare"),
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST, CIFAR10, SHAKESPEARE)}
+
+
+def get_dataset(name: str) -> Dataset:
+    """Look a dataset up by name or alias (case-insensitive); DataError lists the known ones."""
+    from dlfs.errors import UsageError
+
+    key = name.strip().lower()
+    for d in DATASETS.values():
+        if key == d.name or key in d.aliases:
+            return d
+    raise UsageError(f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}.")

@@ -1,0 +1,196 @@
+"""Finding datasets in the data dir, checking them, and fetching them.
+
+Layout of a data dir::
+
+    <dir>/mnist/train-images-idx3-ubyte.gz  (and the other three MNIST files)
+    <dir>/cifar-10-batches-bin/data_batch_1.bin ...   or   <dir>/cifar-10-batches-py/data_batch_1 ...
+    <dir>/tinyshakespeare/input.txt
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlfs.data.paths import ENV_VAR, is_writable_dir, resolve_data_dir
+from dlfs.data.sources import DATASETS, Dataset, get_dataset
+from dlfs.errors import DataError
+
+
+def _how_to_supply(ds: Dataset, root: Path) -> str:
+    files = "\n".join(f"    {root / f}" for f in ds.expected)
+    alt = ""
+    if ds.name == "cifar10":
+        alt = " (either the cifar-10-batches-bin/ files or the cifar-10-batches-py/ ones)"
+    return (f"Expected files{alt}:\n{files}\n"
+            f"Get them with `dlfs data get {ds.name}`, or, with files obtained another way, put "
+            f"them in that layout under any folder DIR and set {ENV_VAR}=DIR (or pass "
+            "--data-dir DIR).")
+
+
+def locate(ds: Dataset | str, root: str | os.PathLike) -> Path | None:
+    """The dataset's folder inside ``root`` if one of its accepted layouts is there."""
+    ds = get_dataset(ds) if isinstance(ds, str) else ds
+    root = Path(root)
+    for folder in ds.folders:
+        if (root / folder).is_dir():
+            if ds.name != "cifar10":
+                return root / folder
+            from dlfs.data.sources import CIFAR10_BIN_FILES, CIFAR10_PY_FILES
+            names = CIFAR10_BIN_FILES if folder.endswith("-bin") else CIFAR10_PY_FILES
+            if any((root / folder / n).exists() for n in names):
+                return root / folder
+    return None
+
+
+def locate_or_raise(name: str, root: Path) -> Path:
+    ds = get_dataset(name)
+    folder = locate(ds, root)
+    if folder is None:
+        raise DataError(f"{ds.title} not found in {root}.\n{_how_to_supply(ds, root)}")
+    return folder
+
+
+@dataclass
+class DatasetStatus:
+    name: str
+    title: str
+    root: Path
+    folder: Path | None      # where it is (None: not present)
+    valid: bool
+    detail: str
+
+    @property
+    def present(self) -> bool:
+        return self.folder is not None
+
+
+def check(ds: Dataset | str, root: str | os.PathLike | None = None) -> DatasetStatus:
+    """Is the dataset in ``root`` (default: the resolved data dir), and is it valid?
+
+    Byte-identical canonical files are recognised by checksum; any other copy (re-compressed,
+    converted) is validated by format: magic numbers, dimensions, record counts, label range,
+    UTF-8.
+    """
+    from dlfs.data.download import matches_checksums
+
+    ds = get_dataset(ds) if isinstance(ds, str) else ds
+    root = resolve_data_dir(root)
+    folder = locate(ds, root)
+    if folder is None:
+        return DatasetStatus(ds.name, ds.title, root, None, False, "not present")
+    try:
+        if ds.name == "mnist":
+            from dlfs.data import mnist
+            if all(matches_checksums(folder / f.name, f) for f in ds.files):
+                mnist.validate_folder(folder)
+                detail = "checksums match the canonical files"
+            else:
+                mnist.validate_folder(folder)
+                detail = "valid format (not byte-identical to the canonical files)"
+        elif ds.name == "cifar10":
+            from dlfs.data import cifar
+            cifar.validate_folder(folder)
+            kind = "binary" if folder.name.endswith("-bin") else "python"
+            detail = f"valid format ({kind} version, 50,000 + 10,000 images)"
+        else:
+            from dlfs.data import text
+            summary = text.validate_folder(folder)
+            if matches_checksums(folder / ds.files[0].name, ds.files[0]):
+                detail = f"checksum matches the canonical file ({summary})"
+            else:
+                detail = f"valid UTF-8 text, not the canonical file ({summary})"
+    except DataError as exc:
+        return DatasetStatus(ds.name, ds.title, root, folder, False, str(exc))
+    return DatasetStatus(ds.name, ds.title, root, folder, True, detail)
+
+
+def check_all(root: str | os.PathLike | None = None) -> list[DatasetStatus]:
+    return [check(ds, root) for ds in DATASETS.values()]
+
+
+def fetch(name: str, data_dir: str | os.PathLike | None = None, *, force: bool = False,
+          progress: bool | None = None, timeout: float = 30.0, echo=None) -> DatasetStatus:
+    """Download dataset ``name`` into the data dir (flag > $DLFS_DATA_DIR > cache), verify it
+    and return its status. A dataset already present and valid is left alone unless ``force``.
+
+    Raises DataError when the data dir is read-only, when every URL fails (the message names the
+    URLs, the expected files and how to point $DLFS_DATA_DIR at a copy obtained another way),
+    or when the downloaded data fails validation.
+    """
+    from dlfs.data.download import DownloadError, download_file, matches_checksums
+
+    say = echo or (lambda msg: None)
+    ds = get_dataset(name)
+    root = resolve_data_dir(data_dir)
+    if not force:
+        status = check(ds, root)
+        if status.valid:
+            say(f"{ds.title} is already in {status.folder} ({status.detail}).")
+            return status
+    if not is_writable_dir(root):
+        raise DataError(f"Cannot download {ds.title}: the data dir {root} is read-only. Choose "
+                        f"a writable folder with --data-dir DIR or {ENV_VAR}=DIR.")
+    target = root / ds.download_folder if ds.download_folder else root
+    try:
+        for remote in ds.files:
+            dest = target / remote.name
+            if not force and ds.name != "cifar10" and matches_checksums(dest, remote):
+                say(f"{dest} already verified.")
+                continue
+            say(f"Downloading {remote.name} into {target} ...")
+            download_file(remote, dest, timeout=timeout, progress=progress)
+            if dest.suffixes[-2:] == [".tar", ".gz"]:
+                _install_archive(dest, root, ds)
+    except DownloadError as exc:
+        raise DataError(f"{exc}\n{_how_to_supply(ds, root)}") from None
+    status = check(ds, root)
+    if not status.valid:
+        raise DataError(f"{ds.title} was downloaded to {status.folder or root} but fails "
+                        f"validation: {status.detail}")
+    say(f"{ds.title} is ready in {status.folder} ({status.detail}).")
+    return status
+
+
+def _install_archive(archive: Path, root: Path, ds: Dataset) -> None:
+    """Extract ``archive`` safely into a temporary folder in ``root``, validate the dataset
+    folder it holds, then move that folder into place (``os.replace``); the archive is deleted
+    afterwards. Nothing reaches the dataset's folder name unless it validated."""
+    from dlfs.data.archive import safe_extract
+
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        safe_extract(archive, tmp)
+        tops = [t for t in sorted(tmp.iterdir()) if t.is_dir() and t.name in ds.folders]
+        if not tops:
+            raise DataError(f"{archive}: the archive holds none of the expected folders "
+                            f"({', '.join(ds.folders)}).")
+        for top in tops:
+            _validate(ds, top)
+            final = root / top.name
+            if final.exists():
+                old = root / f".{top.name}.old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
+                os.replace(top, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(top, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+
+
+def _validate(ds: Dataset, folder: Path) -> None:
+    if ds.name == "cifar10":
+        from dlfs.data import cifar
+        cifar.validate_folder(folder)
+    elif ds.name == "mnist":
+        from dlfs.data import mnist
+        mnist.validate_folder(folder)
+    else:
+        from dlfs.data import text
+        text.validate_folder(folder)

@@ -1,0 +1,1 @@
+"""Milestone runners: real models trained on real datasets (see ``dlfs.course.milestones``)."""

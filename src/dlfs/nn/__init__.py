@@ -1,0 +1,1 @@
+"""Neural-network building blocks: layers, activations, losses, initialisation, regularisation."""

@@ -1,0 +1,486 @@
+"""Topic 07 — activation functions: forward, backward, and the layers that wrap them.
+
+Each activation comes as a pair of functions on plain arrays plus a layer:
+
+* ``relu(x)`` -> y, and ``relu_backward(dy, x)`` -> dx = dy · relu'(x);
+* ``ReLU()``, a :class:`dlfs.nn.layers.Layer` whose ``forward`` caches what the backward
+  function needs and whose ``backward(dy)`` returns dx.
+
+Elementwise activations map ``x: any shape -> y: the same shape`` and their backward maps
+``dy: x's shape -> dx: x's shape``. Each backward takes what it needs most cheaply: the
+input ``x`` (ReLU, LeakyReLU, ELU, GELU, SiLU) or the output ``y`` (sigmoid, tanh,
+softmax, log-softmax, whose derivatives are functions of the output).
+
+Every function keeps the input's floating dtype and is numerically stable for inputs as
+large as ±1e4: no overflow, no nan, no RuntimeWarning.
+
+``softmax`` and ``log_softmax`` (forward) are the library's single implementations, from
+``dlfs.autograd.tensor``; here you write their backward passes.
+
+``erf`` and ``erfc`` (the exact GELU needs them; NumPy has none) are given: W. J. Cody's
+rational Chebyshev approximations, accurate to float64 precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dlfs.autograd.tensor import log_softmax, softmax
+from dlfs.nn.layers import Layer
+
+__all__ = [
+    "erf", "erfc",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
+    "gelu", "gelu_backward", "silu", "silu_backward", "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "dead_relu_fraction",
+    "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+]
+
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_TANH_C = 0.044715
+
+
+# -- the error function (given) --------------------------------------------------------------
+# W. J. Cody, "Rational Chebyshev approximations for the error function",
+# Math. Comp. 23 (1969), 631-638; the coefficients of the SPECFUN routine CALERF.
+# Three regions of |x|: [0, 0.46875] erf = x·A(x²)/B(x²); (0.46875, 4] erfc = e^{-x²}·C(x)/D(x);
+# (4, ∞) erfc = e^{-x²}/x · (1/√π - z·P(z)/Q(z)) with z = 1/x². Relative error ~1e-16.
+
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+_INV_SQRT_PI = 5.6418958354775628695e-1
+_ERF_SMALL = 0.46875
+_ERF_MID = 4.0
+
+
+def _as_floating(x) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
+def _erf_small(x: np.ndarray) -> np.ndarray:
+    """erf(x) for |x| <= 0.46875."""
+    z = x * x
+    num = _ERF_A[4] * z
+    den = z
+    for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
+        num = (num + a) * z
+        den = (den + b) * z
+    return x * (num + _ERF_A[3]) / (den + _ERF_B[3])
+
+
+def _exp_minus_square(y: np.ndarray) -> np.ndarray:
+    """exp(-y²), with y² split as ysq² + del so that the rounding of y² is not amplified."""
+    ysq = np.trunc(y * 16.0) / 16.0
+    return np.exp(-ysq * ysq) * np.exp(-(y - ysq) * (y + ysq))
+
+
+def _erfc_positive(y: np.ndarray) -> np.ndarray:
+    """erfc(y) for y > 0.46875 (nan stays nan)."""
+    out = np.empty_like(y)
+    mid = y <= _ERF_MID
+    ym = y[mid]
+    num = _ERF_C[8] * ym
+    den = ym
+    for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
+        num = (num + c) * ym
+        den = (den + d) * ym
+    out[mid] = _exp_minus_square(ym) * (num + _ERF_C[7]) / (den + _ERF_D[7])
+    big = ~mid
+    yb = np.minimum(y[big], 40.0)              # erfc(40) underflows to 0 anyway; no y² overflow
+    z = 1.0 / (yb * yb)
+    num = _ERF_P[5] * z
+    den = z
+    for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
+        num = (num + p) * z
+        den = (den + q) * z
+    r = z * (num + _ERF_P[4]) / (den + _ERF_Q[4])
+    out[big] = _exp_minus_square(yb) * (_INV_SQRT_PI - r) / yb
+    return out
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function erf(x) = 2/√π ∫₀ˣ e^{-t²} dt, elementwise, to float64 precision.
+
+    x: any shape -> the same shape, in x's floating dtype (integers become float64).
+    """
+    x = _as_floating(x)
+    out = np.empty_like(x)
+    small = np.abs(x) <= _ERF_SMALL
+    out[small] = _erf_small(x[small])
+    rest = ~small
+    xr = x[rest]
+    out[rest] = np.copysign(1.0 - _erfc_positive(np.abs(xr)), xr)
+    return out
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """The complementary error function erfc(x) = 1 - erf(x), accurate also where it is tiny
+    (large positive x), where ``1 - erf(x)`` would cancel to 0.
+
+    x: any shape -> the same shape, in x's floating dtype (integers become float64).
+    """
+    x = _as_floating(x)
+    out = np.empty_like(x)
+    small = np.abs(x) <= _ERF_SMALL
+    out[small] = 1.0 - _erf_small(x[small])
+    rest = ~small
+    xr = x[rest]
+    tail = _erfc_positive(np.abs(xr))
+    out[rest] = np.where(xr < 0, 2.0 - tail, tail)
+    return out
+
+
+# -- ReLU family -----------------------------------------------------------------------------
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0). x: any shape -> same shape and dtype."""
+    # BEGIN SOLUTION return max(x, 0) elementwise, in x's dtype
+    return np.maximum(x, 0)
+    # END SOLUTION
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dx = dy where x > 0, else 0 (the derivative at exactly 0 is taken as 0, as in PyTorch).
+
+    dy, x: same shape -> dx: that shape, dy's dtype.
+    """
+    # BEGIN SOLUTION pass dy through where x > 0, zero elsewhere
+    return dy * (x > 0)
+    # END SOLUTION
+
+
+def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """x where x > 0, else negative_slope · x. x: any shape -> same shape and dtype."""
+    # BEGIN SOLUTION x for x > 0, negative_slope * x otherwise
+    return np.where(x > 0, x, x * negative_slope)
+    # END SOLUTION
+
+
+def leaky_relu_backward(dy: np.ndarray, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """dx = dy where x > 0, else negative_slope · dy. dy, x: same shape -> dx."""
+    # BEGIN SOLUTION dy for x > 0, negative_slope * dy otherwise
+    return np.where(x > 0, dy, dy * negative_slope)
+    # END SOLUTION
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """x where x > 0, else alpha · (exp(x) - 1). x: any shape -> same shape and dtype.
+
+    Stable: exp is only evaluated on min(x, 0), so x = 1e4 does not overflow; use
+    ``np.expm1`` for accuracy near 0.
+    """
+    # TODO: np.where evaluates both branches everywhere: clip what goes into exp.
+    # BEGIN SOLUTION x for x > 0, alpha * expm1(x) otherwise, with exp evaluated on min(x, 0)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    # END SOLUTION
+
+
+def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """dx = dy where x > 0, else dy · alpha · exp(x). dy, x: same shape -> dx."""
+    # BEGIN SOLUTION dy for x > 0, dy * alpha * exp(x) otherwise (exp of min(x, 0))
+    return dy * np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0)))
+    # END SOLUTION
+
+
+# -- smooth gates: GELU, SiLU -----------------------------------------------------------------
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU(x) = x · Φ(x), Φ the standard normal CDF. x: any shape -> same shape and dtype.
+
+    approximate="none": the exact form, Φ(x) = ½ erfc(-x / √2) (``erfc`` keeps the tiny
+    values of Φ for very negative x accurate; ½(1 + erf(x/√2)) would cancel to 0 early).
+    approximate="tanh": ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+    """
+    # BEGIN SOLUTION exact: x * 0.5 * erfc(-x / sqrt(2)); tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    if approximate == "none":
+        return x * (0.5 * erfc(-x / _SQRT_2))
+    if approximate == "tanh":
+        inner = _SQRT_2_OVER_PI * (x + _GELU_TANH_C * (x * x * x))
+        return 0.5 * x * (1.0 + np.tanh(inner))
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    # END SOLUTION
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """dx = dy · GELU'(x). dy, x: same shape -> dx.
+
+    exact: GELU'(x) = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π) the normal density;
+    tanh: with u = √(2/π)(x + 0.044715 x³) and t = tanh(u),
+    GELU'(x) = ½(1 + t) + ½ x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²).
+    """
+    # BEGIN SOLUTION multiply dy by the derivative of the chosen form
+    if approximate == "none":
+        cdf = 0.5 * erfc(-x / _SQRT_2)
+        pdf = _INV_SQRT_2PI * np.exp(-0.5 * (x * x))
+        return dy * (cdf + x * pdf)
+    if approximate == "tanh":
+        x2 = x * x
+        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_TANH_C * (x2 * x)))
+        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_C * x2)
+        return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    # END SOLUTION
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """SiLU (swish): x · sigmoid(x). x: any shape -> same shape and dtype."""
+    # BEGIN SOLUTION x times the stable sigmoid
+    return x * sigmoid(x)
+    # END SOLUTION
+
+
+def silu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dx = dy · s (1 + x (1 - s)) with s = sigmoid(x). dy, x: same shape -> dx."""
+    # BEGIN SOLUTION product rule: d/dx [x s(x)] = s + x s (1 - s)
+    s = sigmoid(x)
+    return dy * (s * (1.0 + x * (1.0 - s)))
+    # END SOLUTION
+
+
+# -- sigmoid and tanh (derivatives from the output) --------------------------------------------
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow. x: any shape -> same shape and dtype, in [0, 1].
+
+    exp(-x) overflows for x < -709 (float64; -88 in float32). With e = exp(-|x|) ≤ 1:
+    sigmoid(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) for x < 0 — the same value, and no
+    exponent is ever positive.
+    """
+    # TODO: np.where evaluates both branches: compute e = exp(-|x|) once and use it in both.
+    # BEGIN SOLUTION with e = exp(-|x|): 1/(1+e) where x >= 0, e/(1+e) where x < 0
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    return np.where(x >= 0, r, e * r)
+    # END SOLUTION
+
+
+def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dx = dy · y (1 - y), where ``y = sigmoid(x)`` is the forward's output. Shapes equal."""
+    # BEGIN SOLUTION dy * y * (1 - y)
+    return dy * (y * (1 - y))
+    # END SOLUTION
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """tanh(x). x: any shape -> same shape and dtype (np.tanh is already stable)."""
+    return np.tanh(x)
+
+
+def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dx = dy · (1 - y²), where ``y = tanh(x)`` is the forward's output. Shapes equal."""
+    # BEGIN SOLUTION dy * (1 - y^2)
+    return dy * (1 - y * y)
+    # END SOLUTION
+
+
+# -- softmax and log-softmax (forward from dlfs.autograd.tensor) --------------------------------
+
+def softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """dx for ``y = softmax(x, axis)``: the Jacobian-vector product without the Jacobian.
+
+    ∂y_i/∂x_j = y_i (δ_ij - y_j), so dx_j = Σ_i dy_i y_i (δ_ij - y_j) = y_j (dy_j - Σ_i dy_i y_i).
+    dy, y: same shape (y the forward's output) -> dx: that shape.
+    """
+    # TODO: O(n) per row — never build the (n, n) Jacobian.
+    # BEGIN SOLUTION y * (dy - sum(dy * y, axis, keepdims=True))
+    return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+    # END SOLUTION
+
+
+def log_softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """dx for ``y = log_softmax(x, axis)``.
+
+    ∂y_i/∂x_j = δ_ij - softmax(x)_j, and softmax(x) = exp(y), so
+    dx_j = dy_j - exp(y_j) Σ_i dy_i. dy, y: same shape (y the forward's output) -> dx.
+    """
+    # BEGIN SOLUTION dy - exp(y) * sum(dy, axis, keepdims=True)
+    return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
+    # END SOLUTION
+
+
+# -- dead ReLUs ----------------------------------------------------------------------------------
+
+def dead_relu_fraction(z: np.ndarray) -> float:
+    """Fraction of ReLU units that are dead on a batch.
+
+    z: (N, D) pre-activations (the input of the ReLU) of D units on N examples, or
+    (..., D) with every leading axis an example axis. A unit is dead on this batch when
+    z ≤ 0 for every example: its output and its gradient are then exactly 0 everywhere,
+    so no gradient step can change the weights that feed it. Returns a float in [0, 1].
+    """
+    # BEGIN SOLUTION the mean over units of "z <= 0 on every example"
+    z = np.asarray(z)
+    dead = np.all(z <= 0, axis=tuple(range(z.ndim - 1)))
+    return float(np.mean(dead))
+    # END SOLUTION
+
+
+# -- layers ----------------------------------------------------------------------------------------
+# Thin wrappers: forward caches the array the backward function needs, backward calls it.
+
+class ReLU(Layer):
+    """max(x, 0). x: any shape -> same shape. Caches x."""
+
+    def __init__(self):
+        self.x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return relu(x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return relu_backward(dy, self.x)
+
+
+class LeakyReLU(Layer):
+    """x if x > 0 else negative_slope · x. x: any shape -> same shape. Caches x."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = float(negative_slope)
+        self.x: np.ndarray | None = None
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return leaky_relu(x, self.negative_slope)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return leaky_relu_backward(dy, self.x, self.negative_slope)
+
+
+class ELU(Layer):
+    """x if x > 0 else alpha · (exp(x) - 1). x: any shape -> same shape. Caches x."""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = float(alpha)
+        self.x: np.ndarray | None = None
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return elu(x, self.alpha)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return elu_backward(dy, self.x, self.alpha)
+
+
+class GELU(Layer):
+    """x · Φ(x) (approximate="none") or its tanh approximation (approximate="tanh").
+    x: any shape -> same shape. Caches x."""
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        self.x: np.ndarray | None = None
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return gelu(x, self.approximate)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return gelu_backward(dy, self.x, self.approximate)
+
+
+class SiLU(Layer):
+    """x · sigmoid(x). x: any shape -> same shape. Caches x."""
+
+    def __init__(self):
+        self.x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return silu(x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return silu_backward(dy, self.x)
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-x)). x: any shape -> same shape. Caches the output y."""
+
+    def __init__(self):
+        self.y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = sigmoid(x)
+        return self.y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return sigmoid_backward(dy, self.y)
+
+
+class Tanh(Layer):
+    """tanh(x). x: any shape -> same shape. Caches the output y."""
+
+    def __init__(self):
+        self.y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = tanh(x)
+        return self.y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return tanh_backward(dy, self.y)
+
+
+class Softmax(Layer):
+    """softmax along ``axis``. x: any shape -> same shape, each slice along axis sums to 1.
+    Caches the output y."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = int(axis)
+        self.y: np.ndarray | None = None
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = softmax(x, axis=self.axis)
+        return self.y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return softmax_backward(dy, self.y, axis=self.axis)
+
+
+class LogSoftmax(Layer):
+    """log_softmax along ``axis``. x: any shape -> same shape. Caches the output y."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = int(axis)
+        self.y: np.ndarray | None = None
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = log_softmax(x, axis=self.axis)
+        return self.y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return log_softmax_backward(dy, self.y, axis=self.axis)

@@ -1,0 +1,1 @@
+"""Training loops, evaluation and metrics shared by every milestone."""

@@ -1,0 +1,1 @@
+"""Plots: learning curves, confusion matrices, image grids (matplotlib, written as PNG)."""

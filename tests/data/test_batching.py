@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dlfs.data.batching import BatchIterator, augment, random_crop, random_flip, sample_blocks
+
+
+def test_batches_cover_every_row_once_in_order():
+    x = np.arange(10 * 2).reshape(10, 2)
+    y = np.arange(10)
+    it = BatchIterator(x, y, batch_size=4)
+    batches = list(it)
+    assert len(it) == 3 and [len(b[1]) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    np.testing.assert_array_equal(batches[1][0], x[4:8])
+
+
+def test_drop_last_and_single_array():
+    it = BatchIterator(np.arange(10), batch_size=4, drop_last=True)
+    batches = list(it)
+    assert len(it) == 2 and [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_shuffle_is_a_seeded_permutation_per_epoch():
+    x = np.arange(50)
+    y = x * 10
+    it = BatchIterator(x, y, batch_size=8, shuffle=True, seed=3)
+    epoch1 = [b for b in it]
+    epoch2 = [b for b in it]
+    order1 = np.concatenate([b[0] for b in epoch1])
+    order2 = np.concatenate([b[0] for b in epoch2])
+    assert sorted(order1.tolist()) == list(range(50)) and sorted(order2.tolist()) == list(range(50))
+    assert not np.array_equal(order1, np.arange(50)) and not np.array_equal(order1, order2)
+    for xb, yb in epoch1:                         # rows stay aligned across arrays
+        np.testing.assert_array_equal(yb, xb * 10)
+    again = BatchIterator(x, y, batch_size=8, shuffle=True, seed=3)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in again]), order1)
+
+
+def test_transform_gets_the_batch_and_rng():
+    seen = []
+
+    def t(xb, rng):
+        seen.append(isinstance(rng, np.random.Generator))
+        return xb * 2
+
+    out = list(BatchIterator(np.ones((5, 1)), np.zeros(5), batch_size=2, transform=t))
+    assert all(seen) and len(seen) == 3 and out[0][0].tolist() == [[2.0], [2.0]]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="differ in length"):
+        BatchIterator(np.zeros(3), np.zeros(4), batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        BatchIterator(np.zeros(3), batch_size=0)
+
+
+def _crop_loop(x, padding, dy, dx):
+    """The naive reference: one image at a time."""
+    n, c, h, w = x.shape
+    padded = np.zeros((n, c, h + 2 * padding, w + 2 * padding), x.dtype)
+    padded[:, :, padding:padding + h, padding:padding + w] = x
+    return np.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+
+
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 6), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       padding=st.integers(0, 4), seed=st.integers(0, 2**32 - 1))
+def test_random_crop_matches_the_loop(n, c, h, w, padding, seed):
+    x = np.random.default_rng(seed).random((n, c, h, w)).astype(np.float32)
+    got = random_crop(x, padding, np.random.default_rng(seed))
+    draws = np.random.default_rng(seed)
+    dy = draws.integers(0, 2 * padding + 1, size=n)
+    dx = draws.integers(0, 2 * padding + 1, size=n)
+    np.testing.assert_array_equal(got, _crop_loop(x, padding, dy, dx))
+    assert got.dtype == np.float32 and got.shape == x.shape
+
+
+def test_random_crop_uses_several_offsets():
+    x = np.ones((200, 1, 4, 4), np.float32)
+    out = random_crop(x, 2, 0)
+    zeros_per_image = (out == 0).sum(axis=(1, 2, 3))
+    assert (zeros_per_image == 0).any() and (zeros_per_image > 0).any()
+    assert len(np.unique(zeros_per_image)) > 3
+
+
+def test_random_flip_matches_the_loop():
+    x = np.random.default_rng(0).random((64, 3, 5, 7))
+    got = random_flip(x, 0.5, np.random.default_rng(1))
+    flip = np.random.default_rng(1).random(64) < 0.5
+    assert 10 < flip.sum() < 54
+    for i in range(64):
+        np.testing.assert_array_equal(got[i], x[i, :, :, ::-1] if flip[i] else x[i])
+
+
+def test_augment_shape_dtype_and_content():
+    x = np.random.default_rng(0).random((128, 3, 32, 32)).astype(np.float32)
+    out = augment(x, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert not np.array_equal(out, x)
+    np.testing.assert_array_equal(augment(x, 5), augment(x, 5))   # seeded
+
+
+def test_sample_blocks_are_contiguous_and_shifted():
+    ids = np.arange(1000) * 3
+    x, y = sample_blocks(ids, block_size=16, batch_size=32, rng=0)
+    assert x.shape == y.shape == (32, 16) and x.dtype == np.int64
+    np.testing.assert_array_equal(np.diff(x, axis=1), 3)          # contiguous
+    np.testing.assert_array_equal(y, x + 3)                        # shifted by one position
+    assert y.max() <= ids[-1]
+    starts = x[:, 0] // 3
+    assert len(np.unique(starts)) > 20
+    x2, _ = sample_blocks(ids, 16, 32, rng=0)
+    np.testing.assert_array_equal(x, x2)
+
+
+def test_sample_blocks_reaches_the_last_token():
+    ids = np.arange(5)
+    x, y = sample_blocks(ids, block_size=4, batch_size=10, rng=1)
+    np.testing.assert_array_equal(x, np.tile([0, 1, 2, 3], (10, 1)))
+    np.testing.assert_array_equal(y, np.tile([1, 2, 3, 4], (10, 1)))
+    with pytest.raises(ValueError, match="longer than block_size"):
+        sample_blocks(ids, 5, 2)
