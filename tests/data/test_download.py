@@ -226,3 +226,11 @@ def test_check_reports_invalid_and_missing(tmp_path, fakes, small_sizes):
     p.write_bytes(p.read_bytes()[:10])
     st = store.check("mnist", tmp_path)
     assert st.present and not st.valid and "t10k-labels-idx1-ubyte.gz" in st.detail
+
+
+def test_failed_download_removes_stale_part_file(tmp_path, unused_port):
+    (tmp_path / "input.txt.part").write_bytes(b"left over by a killed process")
+    with pytest.raises(DownloadError):
+        download_file(_remote(f"http://127.0.0.1:{unused_port}/x"), tmp_path / "input.txt",
+                      progress=False, timeout=5)
+    assert _leftovers(tmp_path) == []

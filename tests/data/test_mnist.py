@@ -175,3 +175,10 @@ def test_channel_stats_matches_numpy():
     xf = x.astype(np.float64) / 255
     np.testing.assert_allclose(mean, xf.mean(axis=(0, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(std, xf.std(axis=(0, 2, 3)), rtol=1e-6)
+
+
+def test_partial_copy_names_the_missing_file(tmp_path, fakes, small_sizes):
+    fakes.write_mnist(tmp_path / "mnist")
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"mnist: missing t10k-labels-idx1-ubyte\.gz"):
+        mnist.load_mnist(tmp_path)

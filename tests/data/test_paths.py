@@ -1,6 +1,3 @@
-import os
-from pathlib import Path
-
 from dlfs.data.paths import cache_root, decoded_cache_dir, is_writable_dir, resolve_data_dir
 
 

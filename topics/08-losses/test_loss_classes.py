@@ -49,8 +49,10 @@ def test_backward_refers_to_the_latest_forward():
 
 
 def test_backward_before_forward_is_an_error():
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError) as info:
         losses.MSELoss().backward()
+    assert not isinstance(info.value, NotImplementedError), "backward() is not written yet"
+    assert "forward" in str(info.value), f"the message should say to call forward first: {info.value}"
 
 
 def test_softmax_regression_trains_with_the_class_api():

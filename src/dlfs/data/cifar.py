@@ -152,6 +152,9 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, normalize: bool =
     return build("cifar10", x_tr, y_tr, x_te, y_te, CLASSES, normalize_=normalize, source=folder)
 
 
-def validate_folder(folder: str | os.PathLike) -> None:
-    """Read every batch and check it (raises DataError naming the file and the problem)."""
-    read_folder(folder)
+def validate_folder(folder: str | os.PathLike) -> str:
+    """Read every batch and check it (raises DataError naming the file and the problem);
+    returns a one-line summary."""
+    x_train, _, x_test, _ = read_folder(folder)
+    kind = _layout(Path(folder))[0]
+    return f"{kind} version, {len(x_train):,} + {len(x_test):,} images"

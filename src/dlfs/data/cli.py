@@ -41,12 +41,18 @@ def list_cmd(data_dir):
             mark = click.style("INVALID", fg="red")
         else:
             mark = click.style("missing", fg="yellow")
-        where = st.folder if st.present else "-"
+        where = st.folder if st.present else f"(looked for {_expected_folders(root, st.name)})"
         click.echo(f"  {mark} {st.name:<12} {where}")
         if st.present:
             click.echo(f"          {st.detail}")
         else:
             click.echo(f"          get it with `dlfs data get {st.name}`")
+
+
+def _expected_folders(root, name: str) -> str:
+    from dlfs.data.sources import get_dataset
+
+    return " or ".join(f"{root / f}/" for f in get_dataset(name).folders)
 
 
 @data.command("get")

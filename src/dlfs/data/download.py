@@ -42,7 +42,7 @@ class _Failure(Exception):
 
 def file_digests(path: str | os.PathLike) -> tuple[str, str]:
     """(md5, sha256) hex digests of a file, read in chunks."""
-    md5, sha = hashlib.md5(), hashlib.sha256()
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             md5.update(chunk)
@@ -80,7 +80,7 @@ def _fetch_one(url: str, part: Path, remote: RemoteFile, *, timeout: float, prog
     except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise _Failure(f"could not connect ({reason})", unreachable=True) from None
-    md5, sha = hashlib.md5(), hashlib.sha256()
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     received = 0
     try:
         with response:
@@ -146,6 +146,7 @@ def download_file(remote: RemoteFile, dest: str | os.PathLike, *, timeout: float
             continue
         os.replace(part, dest)
         return dest
+    _unlink(part)                # e.g. one left by a process killed mid-transfer
     offline = unreachable == len(remote.urls)
     lines = "\n".join(f"  - {u}: {r}" for u, r in attempts)
     note = ("No file was kept: partial or unverified downloads are deleted."

@@ -24,25 +24,32 @@ def _how_to_supply(ds: Dataset, root: Path) -> str:
     files = "\n".join(f"    {root / f}" for f in ds.expected)
     alt = ""
     if ds.name == "cifar10":
-        alt = " (either the cifar-10-batches-bin/ files or the cifar-10-batches-py/ ones)"
+        alt = (" (either the cifar-10-batches-bin/ files or the cifar-10-batches-py/ ones: "
+               f"unpack cifar-10-binary.tar.gz or cifar-10-python.tar.gz from {ds.home})")
     return (f"Expected files{alt}:\n{files}\n"
             f"Get them with `dlfs data get {ds.name}`, or, with files obtained another way, put "
             f"them in that layout under any folder DIR and set {ENV_VAR}=DIR (or pass "
             "--data-dir DIR).")
 
 
+def _markers(ds: Dataset, folder: str) -> tuple[str, ...]:
+    """File names whose presence in ``folder`` means the dataset is (at least partly) there."""
+    from dlfs.data.sources import CIFAR10_BIN_FILES, CIFAR10_PY_FILES
+
+    if ds.name == "cifar10":
+        return CIFAR10_BIN_FILES if folder.endswith("-bin") else CIFAR10_PY_FILES
+    names = tuple(f.name for f in ds.files)
+    return names + tuple(n[:-3] for n in names if n.endswith(".gz"))   # uncompressed copies
+
+
 def locate(ds: Dataset | str, root: str | os.PathLike) -> Path | None:
-    """The dataset's folder inside ``root`` if one of its accepted layouts is there."""
+    """The dataset's folder inside ``root`` if one of its accepted layouts holds any of its
+    files (a partial copy is located too, and then fails validation naming what is missing)."""
     ds = get_dataset(ds) if isinstance(ds, str) else ds
     root = Path(root)
     for folder in ds.folders:
-        if (root / folder).is_dir():
-            if ds.name != "cifar10":
-                return root / folder
-            from dlfs.data.sources import CIFAR10_BIN_FILES, CIFAR10_PY_FILES
-            names = CIFAR10_BIN_FILES if folder.endswith("-bin") else CIFAR10_PY_FILES
-            if any((root / folder / n).exists() for n in names):
-                return root / folder
+        if any((root / folder / n).exists() for n in _markers(ds, folder)):
+            return root / folder
     return None
 
 
@@ -86,16 +93,13 @@ def check(ds: Dataset | str, root: str | os.PathLike | None = None) -> DatasetSt
         if ds.name == "mnist":
             from dlfs.data import mnist
             if all(matches_checksums(folder / f.name, f) for f in ds.files):
-                mnist.validate_folder(folder)
-                detail = "checksums match the canonical files"
+                detail = "checksums match the canonical files"      # canonical, so valid
             else:
                 mnist.validate_folder(folder)
                 detail = "valid format (not byte-identical to the canonical files)"
         elif ds.name == "cifar10":
             from dlfs.data import cifar
-            cifar.validate_folder(folder)
-            kind = "binary" if folder.name.endswith("-bin") else "python"
-            detail = f"valid format ({kind} version, 50,000 + 10,000 images)"
+            detail = f"valid format ({cifar.validate_folder(folder)})"
         else:
             from dlfs.data import text
             summary = text.validate_folder(folder)

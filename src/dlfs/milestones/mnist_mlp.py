@@ -30,7 +30,7 @@ class Config:
 
 
 FULL = Config()
-SMOKE = Config(hidden=(128,), epochs=3, train_limit=5000, test_limit=2000, target=0.90)
+SMOKE = Config(hidden=(256,), epochs=3, lr=2e-3, warmup_steps=20, train_limit=20000, target=0.95)
 
 
 def build_mlp(sizes: tuple[int, ...], rng: np.random.Generator):

@@ -75,45 +75,77 @@ def _as_floating(x) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
+def _rational(t: np.ndarray, num_coef, den_coef) -> np.ndarray:
+    """Cody's ratio of polynomials in t (Horner's rule, in place to avoid temporaries).
+
+    num_coef = (n_0, ..., n_k, top) and den_coef = (d_0, ..., d_k) give
+    (((top·t + n_0)·t + n_1)·t ... + n_k) / (((t + d_0)·t + d_1)·t ... + d_k).
+    """
+    num = t * num_coef[-1]
+    den = t.copy()
+    for n, d in zip(num_coef[:-2], den_coef[:-1]):
+        num += n
+        num *= t
+        den += d
+        den *= t
+    num += num_coef[-2]
+    den += den_coef[-1]
+    num /= den
+    return num
+
+
 def _erf_small(x: np.ndarray) -> np.ndarray:
     """erf(x) for |x| <= 0.46875."""
-    z = x * x
-    num = _ERF_A[4] * z
-    den = z
-    for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
-        num = (num + a) * z
-        den = (den + b) * z
-    return x * (num + _ERF_A[3]) / (den + _ERF_B[3])
+    r = _rational(x * x, _ERF_A, _ERF_B)
+    r *= x
+    return r
 
 
 def _exp_minus_square(y: np.ndarray) -> np.ndarray:
     """exp(-y²), with y² split as ysq² + del so that the rounding of y² is not amplified."""
-    ysq = np.trunc(y * 16.0) / 16.0
-    return np.exp(-ysq * ysq) * np.exp(-(y - ysq) * (y + ysq))
+    ysq = np.trunc(y * 16.0)
+    ysq /= 16.0
+    rest = y - ysq
+    rest *= y + ysq
+    np.negative(rest, out=rest)
+    np.exp(rest, out=rest)
+    ysq *= ysq
+    np.negative(ysq, out=ysq)
+    np.exp(ysq, out=ysq)
+    ysq *= rest
+    return ysq
 
 
 def _erfc_positive(y: np.ndarray) -> np.ndarray:
-    """erfc(y) for y > 0.46875 (nan stays nan)."""
-    out = np.empty_like(y)
-    mid = y <= _ERF_MID
-    ym = y[mid]
-    num = _ERF_C[8] * ym
-    den = ym
-    for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
-        num = (num + c) * ym
-        den = (den + d) * ym
-    out[mid] = _exp_minus_square(ym) * (num + _ERF_C[7]) / (den + _ERF_D[7])
-    big = ~mid
-    yb = np.minimum(y[big], 40.0)              # erfc(40) underflows to 0 anyway; no y² overflow
-    z = 1.0 / (yb * yb)
-    num = _ERF_P[5] * z
-    den = z
-    for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
-        num = (num + p) * z
-        den = (den + q) * z
-    r = z * (num + _ERF_P[4]) / (den + _ERF_Q[4])
-    out[big] = _exp_minus_square(yb) * (_INV_SQRT_PI - r) / yb
+    """erfc(y) for y >= 0.46875 (nan stays nan).
+
+    Whole-array arithmetic on clipped copies and a final select: boolean gathers and
+    scatters cost more than evaluating a rational function on every element.
+    """
+    ym = np.minimum(y, _ERF_MID)
+    out = _rational(ym, _ERF_C, _ERF_D)
+    out *= _exp_minus_square(ym)
+    big = y > _ERF_MID
+    if big.any():
+        yb = np.clip(y, _ERF_MID, 40.0)        # erfc(40) underflows to 0 anyway; no y² overflow
+        z = 1.0 / (yb * yb)
+        r = _rational(z, _ERF_P, _ERF_Q)
+        r *= z
+        np.subtract(_INV_SQRT_PI, r, out=r)
+        r /= yb
+        r *= _exp_minus_square(yb)
+        out = np.where(big, r, out)
     return out
+
+
+def _erf_pieces(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(small, e, tail): small = |x| <= 0.46875; e = erf(x), valid where small;
+    tail = erfc(|x|), valid elsewhere."""
+    x = np.atleast_1d(x)                      # 0-d arithmetic gives scalars, not arrays
+    small = np.abs(x) <= _ERF_SMALL
+    e = _erf_small(np.clip(x, -_ERF_SMALL, _ERF_SMALL))
+    tail = _erfc_positive(np.maximum(np.abs(x), _ERF_SMALL))
+    return small, e, tail
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -122,13 +154,9 @@ def erf(x: np.ndarray) -> np.ndarray:
     x: any shape -> the same shape, in x's floating dtype (integers become float64).
     """
     x = _as_floating(x)
-    out = np.empty_like(x)
-    small = np.abs(x) <= _ERF_SMALL
-    out[small] = _erf_small(x[small])
-    rest = ~small
-    xr = x[rest]
-    out[rest] = np.copysign(1.0 - _erfc_positive(np.abs(xr)), xr)
-    return out
+    small, e, tail = _erf_pieces(x)
+    np.subtract(1.0, tail, out=tail)
+    return np.where(small, e, np.copysign(tail, x)).reshape(x.shape)
 
 
 def erfc(x: np.ndarray) -> np.ndarray:
@@ -138,14 +166,9 @@ def erfc(x: np.ndarray) -> np.ndarray:
     x: any shape -> the same shape, in x's floating dtype (integers become float64).
     """
     x = _as_floating(x)
-    out = np.empty_like(x)
-    small = np.abs(x) <= _ERF_SMALL
-    out[small] = 1.0 - _erf_small(x[small])
-    rest = ~small
-    xr = x[rest]
-    tail = _erfc_positive(np.abs(xr))
-    out[rest] = np.where(xr < 0, 2.0 - tail, tail)
-    return out
+    small, e, tail = _erf_pieces(x)
+    np.subtract(1.0, e, out=e)
+    return np.where(small, e, np.where(x < 0, 2.0 - tail, tail)).reshape(x.shape)
 
 
 # -- ReLU family -----------------------------------------------------------------------------

@@ -220,7 +220,7 @@ def cross_entropy(logits, target, *, label_smoothing: float = 0.0, ignore_index:
         g[rows, safe] -= 1.0 - eps                           # p - q, q = (1 - eps) onehot + eps / C
         if eps:
             g -= eps / C
-        g *= weight[:, None].astype(g.dtype)
+        g *= weight[:, None]
         return loss, g.reshape(logits.shape)
     if ignore_index is not None:
         raise ValueError("ignore_index applies to integer labels, not to probability targets")

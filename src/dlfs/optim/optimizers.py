@@ -23,10 +23,12 @@ Rules every ``update`` follows (they match ``torch.optim``):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds the parameters, the learning rate and the per-parameter state.
 
     params: an iterable of parameters (objects with ``.data`` and ``.grad``);
@@ -51,10 +53,10 @@ class Optimizer:
                 continue
             self.update(p.data, p.grad, state)
 
+    @abstractmethod
     def update(self, data: np.ndarray, grad: np.ndarray, state: dict) -> None:
         """Apply one update to ``data`` in place. data, grad: same shape; state: this
-        parameter's state dict (empty before its first update). Each optimiser overrides this."""
-        raise NotImplementedError(f"{type(self).__name__} does not define update()")
+        parameter's state dict (empty before its first update). Each optimiser below defines it."""
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients before the next backward pass.

@@ -18,11 +18,12 @@ Schedules only need an object with an ``lr`` attribute, so this module does not 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
 
-class LRScheduler:
+class LRScheduler(ABC):
     """Base class. On construction it records ``base_lr = optimizer.lr`` and sets
     ``optimizer.lr = lr_at(0)``; each ``step()`` advances ``last_step`` by one and sets
     ``optimizer.lr = lr_at(last_step)``. Subclasses define ``lr_at``."""
@@ -33,9 +34,10 @@ class LRScheduler:
         self.last_step = 0
         self.optimizer.lr = self.lr_at(0)
 
+    @abstractmethod
     def lr_at(self, step: int) -> float:
-        """The learning rate for optimiser step ``step`` (0-based); no side effects."""
-        raise NotImplementedError(f"{type(self).__name__} does not define lr_at()")
+        """The learning rate for optimiser step ``step`` (0-based); no side effects.
+        Each schedule below defines it."""
 
     def step(self) -> float:
         """Advance one step, set the optimiser's learning rate, and return it."""

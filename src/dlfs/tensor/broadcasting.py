@@ -173,6 +173,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     grad: (*B, *shape-broadcast) gradient w.r.t. a broadcast result;
     shape: the shape of the input that was broadcast. Returns an array of ``shape``.
     """
+    # TODO: sum over the leading axes grad has in excess, then (keepdims) over the axes
+    #       where `shape` has size 1; raise ValueError if the result is not `shape`.
     # BEGIN SOLUTION sum the gradient over the broadcast axes back to `shape`
     shape = tuple(shape)
     extra = grad.ndim - len(shape)
