@@ -98,6 +98,8 @@ def test_calculate_gain_rejects_unknown_input():
         init.calculate_gain("swish")
     with pytest.raises(ValueError):
         init.calculate_gain("leaky_relu", "0.2")
+    with pytest.raises(ValueError):
+        init.calculate_gain("leaky_relu", True)       # a bool is an int in Python, not a slope
 
 
 # ---------------------------------------------------------------------------------------

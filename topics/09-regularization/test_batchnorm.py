@@ -129,6 +129,10 @@ def test_backward_accumulates_parameter_gradients():
     bn.backward(dy)
     assert_close(bn.gamma.grad, 2 * g1, rtol=1e-12, what="gamma.grad after two backward calls (+=)")
     assert_close(bn.beta.grad, 2 * b1, rtol=1e-12, what="beta.grad after two backward calls (+=)")
+    bn.gamma.grad = bn.beta.grad = None          # an optimiser's zero_grad(set_to_none=True)
+    bn.backward(dy)
+    assert_close(bn.gamma.grad, g1, rtol=1e-12, what="gamma.grad after backward when it was None")
+    assert_close(bn.beta.grad, b1, rtol=1e-12, what="beta.grad after backward when it was None")
 
 
 def test_matches_torch_over_several_training_steps_then_eval():

@@ -70,6 +70,9 @@ class Dropout(Layer):
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.mask: np.ndarray | None = None      # the scaled mask m / (1 - p) of the last forward
 
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         # TODO: in training, draw keep = rng.random(x.shape) >= p and store the *scaled* mask
         # (keep / (1 - p), in x's dtype) so backward is one multiplication.
@@ -123,6 +126,9 @@ class BatchNorm1d(Layer):
         self.running_var = np.ones(num_features, dtype=dtype)
         self.cache: tuple | None = None
 
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"
+
     def buffers(self) -> dict[str, np.ndarray]:
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
@@ -152,11 +158,12 @@ class BatchNorm1d(Layer):
         # END SOLUTION
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy: (N, D) -> dx: (N, D); accumulates gamma.grad and beta.grad."""
+        """dy: (N, D) -> dx: (N, D); accumulates gamma.grad and beta.grad (with
+        ``Parameter.accumulate_grad``: a gradient an optimiser set to None starts afresh)."""
         # BEGIN SOLUTION accumulate dgamma, dbeta; dx with the compact formula in training, dy γ inv_std in eval
         x_hat, inv_std, training = self.cache
-        self.gamma.grad += np.sum(dy * x_hat, axis=0)
-        self.beta.grad += np.sum(dy, axis=0)
+        self.gamma.accumulate_grad(np.sum(dy * x_hat, axis=0))
+        self.beta.accumulate_grad(np.sum(dy, axis=0))
         g = self.gamma.data * inv_std
         if not training:
             return dy * g
