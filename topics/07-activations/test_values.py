@@ -155,3 +155,12 @@ def test_gelu_and_the_given_erf_are_float64_accurate():
     # erf and erfc are given to you; the exact GELU and its gradient check rely on their precision.
     assert_close(A.erf(x), np.array([math.erf(v) for v in x]), rtol=2e-15, atol=1e-300, what="erf(x) vs math.erf")
     assert_close(A.erfc(x), np.array([math.erfc(v) for v in x]), rtol=2e-15, atol=1e-300, what="erfc(x) vs math.erfc")
+
+
+def test_gelu_rejects_an_unknown_approximation():
+    x = np.array([0.5, -1.0])
+    assert_close(A.gelu(x, approximate="none"), A.gelu(x), rtol=0, atol=0, what="gelu(x, approximate='none')")
+    with pytest.raises(ValueError):
+        A.gelu(x, approximate="fast")
+    with pytest.raises(ValueError):
+        A.gelu_backward(np.ones_like(x), x, approximate="sigmoid")

@@ -728,5 +728,4 @@ class Tensor:
         # BEGIN SOLUTION set .grad to None on this tensor and every tensor in its graph
         for node in self._topological_order():
             node.grad = None
-        self.grad = None
         # END SOLUTION

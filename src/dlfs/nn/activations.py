@@ -211,14 +211,14 @@ def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     ``np.expm1`` for accuracy near 0.
     """
     # TODO: np.where evaluates both branches everywhere: clip what goes into exp.
-    # BEGIN SOLUTION x for x > 0, alpha * expm1(x) otherwise, with exp evaluated on min(x, 0)
+    # BEGIN SOLUTION ELU, without overflow for large x
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
     # END SOLUTION
 
 
 def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """dx = dy where x > 0, else dy · alpha · exp(x). dy, x: same shape -> dx."""
-    # BEGIN SOLUTION dy for x > 0, dy * alpha * exp(x) otherwise (exp of min(x, 0))
+    # BEGIN SOLUTION dy times ELU'(x), without overflow for large x
     return dy * np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0)))
     # END SOLUTION
 
@@ -232,7 +232,7 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     values of Φ for very negative x accurate; ½(1 + erf(x/√2)) would cancel to 0 early).
     approximate="tanh": ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))).
     """
-    # BEGIN SOLUTION exact: x * 0.5 * erfc(-x / sqrt(2)); tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    # BEGIN SOLUTION GELU in both forms (exact with the given erfc); ValueError for any other approximate
     if approximate == "none":
         return x * (0.5 * erfc(-x / _SQRT_2))
     if approximate == "tanh":
@@ -249,7 +249,7 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
     tanh: with u = √(2/π)(x + 0.044715 x³) and t = tanh(u),
     GELU'(x) = ½(1 + t) + ½ x (1 - t²) √(2/π) (1 + 3 · 0.044715 x²).
     """
-    # BEGIN SOLUTION multiply dy by the derivative of the chosen form
+    # BEGIN SOLUTION dy times GELU'(x) for the chosen form; ValueError for any other approximate
     if approximate == "none":
         cdf = 0.5 * erfc(-x / _SQRT_2)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * (x * x))
@@ -272,7 +272,7 @@ def silu(x: np.ndarray) -> np.ndarray:
 
 def silu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = dy · s (1 + x (1 - s)) with s = sigmoid(x). dy, x: same shape -> dx."""
-    # BEGIN SOLUTION product rule: d/dx [x s(x)] = s + x s (1 - s)
+    # BEGIN SOLUTION dy times the derivative of x * sigmoid(x) (product rule)
     s = sigmoid(x)
     return dy * (s * (1.0 + x * (1.0 - s)))
     # END SOLUTION
@@ -288,7 +288,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     exponent is ever positive.
     """
     # TODO: np.where evaluates both branches: compute e = exp(-|x|) once and use it in both.
-    # BEGIN SOLUTION with e = exp(-|x|): 1/(1+e) where x >= 0, e/(1+e) where x < 0
+    # BEGIN SOLUTION a sigmoid whose exponentials never see a positive argument
     e = np.exp(-np.abs(x))
     r = 1 / (1 + e)
     return np.where(x >= 0, r, e * r)
@@ -297,7 +297,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy · y (1 - y), where ``y = sigmoid(x)`` is the forward's output. Shapes equal."""
-    # BEGIN SOLUTION dy * y * (1 - y)
+    # BEGIN SOLUTION dy times the sigmoid's derivative, written with its output y
     return dy * (y * (1 - y))
     # END SOLUTION
 
@@ -309,7 +309,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
 
 def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy · (1 - y²), where ``y = tanh(x)`` is the forward's output. Shapes equal."""
-    # BEGIN SOLUTION dy * (1 - y^2)
+    # BEGIN SOLUTION dy times tanh's derivative, written with its output y
     return dy * (1 - y * y)
     # END SOLUTION
 
@@ -323,7 +323,7 @@ def softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarra
     dy, y: same shape (y the forward's output) -> dx: that shape.
     """
     # TODO: O(n) per row — never build the (n, n) Jacobian.
-    # BEGIN SOLUTION y * (dy - sum(dy * y, axis, keepdims=True))
+    # BEGIN SOLUTION the softmax vector-Jacobian product along axis, from the output y
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
     # END SOLUTION
 
@@ -334,7 +334,7 @@ def log_softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int = -1) -> np.nd
     ∂y_i/∂x_j = δ_ij - softmax(x)_j, and softmax(x) = exp(y), so
     dx_j = dy_j - exp(y_j) Σ_i dy_i. dy, y: same shape (y the forward's output) -> dx.
     """
-    # BEGIN SOLUTION dy - exp(y) * sum(dy, axis, keepdims=True)
+    # BEGIN SOLUTION the log-softmax vector-Jacobian product along axis, from the output y
     return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
     # END SOLUTION
 
