@@ -9,10 +9,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks import bench_mlp
+from benchmarks import bench_conv, bench_mlp
 from benchmarks.harness import machine, save
 
-SUITES = {"mlp": bench_mlp.BENCHMARKS}
+SUITES = {"mlp": bench_mlp.BENCHMARKS, "conv": bench_conv.BENCHMARKS}
 
 
 def main(argv: list[str]) -> None:
