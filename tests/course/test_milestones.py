@@ -60,3 +60,18 @@ def test_run_all_reports_unbuilt_milestones_without_failing(fake_milestone):
 
 def test_run_all_fails_when_a_built_milestone_misses_its_target(fake_milestone):
     assert milestones.run_all(smoke=True, seed=0, echo=lambda s: None) == 1
+
+
+def test_summary_takes_the_median_of_the_newest_configuration_per_seed():
+    base = {"metric": "test_accuracy", "target": 0.98, "higher_is_better": True, "smoke": False,
+            "wall_time_s": 40.0}
+    runs = [
+        {**base, "commit": "old", "seed": 0, "value": 0.50},
+        {**base, "commit": "new", "seed": 0, "value": 0.981},
+        {**base, "commit": "new", "seed": 1, "value": 0.979, "wall_time_s": 50.0},
+        {**base, "commit": "new", "seed": 2, "value": 0.985},
+    ]
+    s = milestones.summarize(runs)
+    assert s["seeds"] == [0, 1, 2], s
+    assert s["median"] == 0.981, f"expected the median 0.981 of the three new runs, got {s['median']}"
+    assert s["max_wall_time_s"] == 50.0 and s["passed"] is True

@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -91,14 +92,17 @@ def run(number: int, *, smoke: bool = False, data_dir: str | None = None, seed: 
         "value": result.value,
         "target": result.target,
         "passed": result.passed,
+        "higher_is_better": result.higher_is_better,
         "wall_time_s": round(wall, 2),
         "seed": seed,
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "details": result.details,
-        "artifacts": result.artifacts,
+        "artifacts": [_relative(a) for a in result.artifacts],
     }
+    if options.get("preset"):
+        rec["preset"] = options["preset"]
     if record and not smoke:
         append_record(milestone.topic, rec)
     return result, rec
@@ -140,8 +144,39 @@ def append_record(number: int, rec: dict) -> Path:
         except (ValueError, KeyError, TypeError):
             path.replace(path.with_suffix(f".json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"))
     runs.append(rec)
-    atomic_write_json(path, {"runs": runs})
+    atomic_write_json(path, {"summary": summarize(runs), "runs": runs})
     return path
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Median over seeds of the newest configuration: the last run of each seed that shares
+    the newest run's commit and preset (so an old or smaller run never mixes in)."""
+    newest = runs[-1]
+    same = [r for r in runs if r.get("commit") == newest.get("commit")
+            and r.get("preset") == newest.get("preset") and not r.get("smoke")]
+    by_seed = {r["seed"]: r for r in same}
+    chosen = [by_seed[s] for s in sorted(by_seed)]
+    values = [r["value"] for r in chosen]
+    return {
+        "metric": newest["metric"],
+        "target": newest["target"],
+        "preset": newest.get("preset"),
+        "commit": newest.get("commit"),
+        "seeds": sorted(by_seed),
+        "values": values,
+        "median": statistics.median(values),
+        "median_wall_time_s": statistics.median(r["wall_time_s"] for r in chosen),
+        "max_wall_time_s": max(r["wall_time_s"] for r in chosen),
+        "passed": bool(statistics.median(values) >= newest["target"]
+                       if newest.get("higher_is_better", True) else statistics.median(values) <= newest["target"]),
+    }
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 
