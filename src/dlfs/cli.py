@@ -12,18 +12,8 @@ import click
 from dlfs.course import progress as progress_mod
 from dlfs.course.registry import MILESTONES, all_topics, built_topics, get_milestone, get_topic
 from dlfs.course.workspace import workspace_dir
+from dlfs.clickutil import ErrorReportingGroup
 from dlfs.errors import DlfsError, UsageError
-
-
-class _Group(click.Group):
-    """Turns every DlfsError into one clear paragraph and its exit code."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except DlfsError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
-            ctx.exit(exc.exit_code)
 
 
 def _progress() -> progress_mod.Progress:
@@ -40,7 +30,7 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-@click.group(cls=_Group, invoke_without_command=True,
+@click.group(cls=ErrorReportingGroup, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dlfs")
 @click.pass_context

@@ -80,11 +80,18 @@ def softmax(x: np.ndarray, axis=-1) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray, axis=-1) -> np.ndarray:
-    """log(softmax(x, axis)) = x - logsumexp(x, axis, keepdims=True): accurate even where
-    softmax underflows to 0 (np.log(softmax(x)) would give -inf there). x: any shape."""
-    # BEGIN SOLUTION log-softmax as x minus the stable logsumexp (keepdims)
+    """log(softmax(x, axis)) = (x - m) - log(sum(exp(x - m))) with m = max(x): accurate even
+    where softmax underflows to 0 (np.log(softmax(x)) would give -inf there). x: any shape.
+
+    Subtracting m first matters in float32: x - logsumexp(x) at x ~ 1e4 cancels two large
+    numbers and keeps only ~1e-3 of absolute precision."""
+    # BEGIN SOLUTION log-softmax: shift by the max, then subtract the log of the summed exps
     x = np.asarray(x)
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    shifted = x - m
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
     # END SOLUTION
 
 

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import click
 
-from dlfs.errors import DlfsError
+from dlfs.clickutil import ErrorReportingGroup
 
 _DATA_DIR_HELP = "Folder holding the datasets (default: $DLFS_DATA_DIR, then ~/.cache/dlfs)."
 
 
-class _DataGroup(click.Group):
-    """Reports a DlfsError as one paragraph and its exit code, also when run on its own."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except DlfsError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
-            ctx.exit(exc.exit_code)
-
-
-@click.group(cls=_DataGroup)
+@click.group(cls=ErrorReportingGroup)
 def data():
     """Datasets: where they are, and downloading them."""
 
