@@ -56,7 +56,9 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        # recorded results and plots do not make the code "dirty"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)benchmarks/results.json"], cwd=REPO_ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha or "unknown") + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -101,8 +103,9 @@ def run(number: int, *, smoke: bool = False, data_dir: str | None = None, seed: 
         "details": result.details,
         "artifacts": [_relative(a) for a in result.artifacts],
     }
-    if options.get("preset"):
-        rec["preset"] = options["preset"]
+    preset = options.get("preset") or result.details.get("preset")
+    if preset:
+        rec["preset"] = preset
     if record and not smoke:
         append_record(milestone.topic, rec)
     return result, rec
@@ -144,13 +147,17 @@ def append_record(number: int, rec: dict) -> Path:
         except (ValueError, KeyError, TypeError):
             path.replace(path.with_suffix(f".json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"))
     runs.append(rec)
-    atomic_write_json(path, {"summary": summarize(runs), "runs": runs})
+    presets = dict.fromkeys(r.get("preset") or "default" for r in runs if not r.get("smoke"))
+    summary = {name: summarize([r for r in runs if (r.get("preset") or "default") == name])
+               for name in presets}
+    atomic_write_json(path, {"summary": summary, "runs": runs})
     return path
 
 
 def summarize(runs: list[dict]) -> dict:
     """Median over seeds of the newest configuration: the last run of each seed that shares
-    the newest run's commit and preset (so an old or smaller run never mixes in)."""
+    the newest run's commit and preset (so an old or smaller run never mixes in).
+    ``append_record`` stores one summary per preset."""
     newest = runs[-1]
     same = [r for r in runs if r.get("commit") == newest.get("commit")
             and r.get("preset") == newest.get("preset") and not r.get("smoke")]

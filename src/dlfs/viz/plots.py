@@ -81,3 +81,21 @@ def image_grid(images: np.ndarray, captions: Sequence[str], path: str | Path, ti
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def per_class_accuracy_plot(accuracy: Sequence[float], class_names: Sequence[str], path: str | Path,
+                            title: str = "Per-class accuracy") -> Path:
+    """accuracy: (K,) fractions in [0, 1], one per class, drawn as horizontal bars."""
+    plt = _pyplot()
+    acc = np.asarray(accuracy, dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.35 * len(acc)))
+    y = np.arange(len(acc))
+    ax.barh(y, acc * 100, color="tab:blue")
+    for i, a in enumerate(acc):
+        ax.text(a * 100 + 0.5, i, f"{a * 100:.1f}%", va="center", fontsize=8)
+    ax.set_yticks(y, class_names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("test accuracy (%)")
+    ax.set_title(title)
+    return _save(fig, path)
