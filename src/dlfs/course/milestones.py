@@ -81,6 +81,7 @@ def run(number: int, *, smoke: bool = False, data_dir: str | None = None, seed: 
     learner_topics = options.pop("learner_topics", None)
     used = use_learner_code(learner_topics) if learner_topics is not None else []
     runner = load_runner(milestone)
+    commit = git_commit()                 # the code as it was when the run started
     start = time.perf_counter()
     result: MilestoneResult = runner(smoke=smoke, data_dir=data_dir, seed=seed, **options)
     wall = time.perf_counter() - start
@@ -97,7 +98,7 @@ def run(number: int, *, smoke: bool = False, data_dir: str | None = None, seed: 
         "higher_is_better": result.higher_is_better,
         "wall_time_s": round(wall, 2),
         "seed": seed,
-        "commit": git_commit(),
+        "commit": commit,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "details": result.details,

@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from dlfs.nn.layers import Layer, Parameter
+from dlfs.parallel import map_chunks, num_workers
 
 
 # -- the shared statistics and their backward -----------------------------------------------
@@ -129,24 +130,36 @@ class BatchNorm2d(Layer):
         #       (unbiased variance, factor M / (M - 1) with M = N·H·W); in eval use them.
         # BEGIN SOLUTION per-channel statistics over (N, H, W) in training (updating the running ones), running statistics in eval
         shape = (1, -1, 1, 1)
-        if self.training:
-            m = x.shape[0] * x.shape[2] * x.shape[3]
-            if m < 2:
-                raise ValueError(f"BatchNorm2d needs more than one value per channel in training, got {x.shape}")
-            mean = x.mean(axis=(0, 2, 3))
-            xc = x - mean.reshape(shape)
-            var = np.einsum("nchw,nchw->c", xc, xc) / m
+        n, c = x.shape[:2]
+        m = n * x.shape[2] * x.shape[3]
+        if self.training and m < 2:
+            raise ValueError(f"BatchNorm2d needs more than one value per channel in training, got {x.shape}")
+        training = self.training
+        mean = np.empty(c, dtype=x.dtype) if training else self.running_mean.astype(x.dtype, copy=False)
+        var = np.empty(c, dtype=x.dtype) if training else self.running_var.astype(x.dtype, copy=False)
+        inv_std = np.empty(c, dtype=x.dtype)
+        x_hat, y = np.empty_like(x), np.empty_like(x)
+
+        def channels(c0, c1):                      # channels are independent: run blocks in parallel
+            xh = x_hat[:, c0:c1]
+            if training:
+                mean[c0:c1] = x[:, c0:c1].mean(axis=(0, 2, 3))
+            np.subtract(x[:, c0:c1], mean[c0:c1].reshape(shape), out=xh)
+            if training:
+                var[c0:c1] = np.einsum("nchw,nchw->c", xh, xh) / m
+            inv_std[c0:c1] = 1.0 / np.sqrt(var[c0:c1] + self.eps)
+            xh *= inv_std[c0:c1].reshape(shape)
+            np.multiply(xh, self.gamma.data[c0:c1].reshape(shape), out=y[:, c0:c1])
+            y[:, c0:c1] += self.beta.data[c0:c1].reshape(shape)
+
+        map_chunks(channels, c, -(-c // num_workers()))
+        if training:
             mom = self.momentum
             self.running_mean = ((1 - mom) * self.running_mean + mom * mean).astype(self.running_mean.dtype)
             self.running_var = ((1 - mom) * self.running_var + mom * var * (m / (m - 1))).astype(
                 self.running_var.dtype)
-        else:
-            xc = x - self.running_mean.astype(x.dtype, copy=False).reshape(shape)
-            var = self.running_var.astype(x.dtype, copy=False)
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        xc *= inv_std.reshape(shape)                   # xc is now x̂ (a fresh array: safe in place)
-        self.cache = (xc, inv_std, self.training)
-        return xc * self.gamma.data.reshape(shape) + self.beta.data.reshape(shape)
+        self.cache = (x_hat, inv_std, training)
+        return y
         # END SOLUTION
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -159,18 +172,27 @@ class BatchNorm2d(Layer):
         # BEGIN SOLUTION dgamma = Σ dy·x̂, dbeta = Σ dy over (N, H, W); dx by the compact formula (training) or dy·γ/σ̂ (eval)
         x_hat, inv_std, training = self.cache
         shape = (1, -1, 1, 1)
-        dbeta = dy.sum(axis=(0, 2, 3))
-        dgamma = np.einsum("nchw,nchw->c", dy, x_hat)
+        c = dy.shape[1]
+        m = dy.shape[0] * dy.shape[2] * dy.shape[3]
+        dgamma, dbeta = np.empty(c, dtype=dy.dtype), np.empty(c, dtype=dy.dtype)
+        dx = np.empty_like(dy)
+
+        def channels(c0, c1):
+            d, xh, out = dy[:, c0:c1], x_hat[:, c0:c1], dx[:, c0:c1]
+            dbeta[c0:c1] = db = d.sum(axis=(0, 2, 3))
+            dgamma[c0:c1] = dg = np.einsum("nchw,nchw->c", d, xh)
+            g = (self.gamma.data[c0:c1] * inv_std[c0:c1]).astype(dy.dtype, copy=False).reshape(shape)
+            if not training:
+                np.multiply(d, g, out=out)
+                return
+            np.multiply(xh, (dg / m).reshape(shape), out=out)
+            out += (db / m).reshape(shape)
+            np.subtract(d, out, out=out)
+            out *= g
+
+        map_chunks(channels, c, -(-c // num_workers()))
         self.gamma.accumulate_grad(dgamma)
         self.beta.accumulate_grad(dbeta)
-        g = (self.gamma.data * inv_std).astype(dy.dtype, copy=False)
-        if not training:
-            return dy * g.reshape(shape)
-        m = dy.shape[0] * dy.shape[2] * dy.shape[3]
-        dx = x_hat * (dgamma / m).reshape(shape)
-        dx += (dbeta / m).reshape(shape)
-        np.subtract(dy, dx, out=dx)
-        dx *= g.reshape(shape)
         return dx
         # END SOLUTION
 

@@ -1,0 +1,46 @@
+"""dlfs.parallel: chunked work on a thread pool gives the same results as a loop."""
+
+import numpy as np
+import pytest
+
+from dlfs import parallel
+
+
+def test_map_chunks_covers_every_chunk_in_order():
+    got = parallel.map_chunks(lambda lo, hi: (lo, hi), 10, 3)
+    assert got == [(0, 3), (3, 6), (6, 9), (9, 10)], f"expected the four chunks of range(10) in order, got {got}"
+
+
+def test_map_chunks_writes_disjoint_slices_like_a_loop():
+    x = np.random.default_rng(0).standard_normal((37, 50, 40)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((20, 50)).astype(np.float32)
+    out = np.empty((37, 20, 40), np.float32)
+
+    def chunk(lo, hi):
+        np.matmul(w, x[lo:hi], out=out[lo:hi])
+
+    parallel.map_chunks(chunk, len(x), 4)
+    np.testing.assert_allclose(out, np.matmul(w, x), rtol=1e-5, atol=1e-5)
+
+
+def test_nested_calls_run_inline_instead_of_deadlocking():
+    inner = parallel.map_chunks(lambda lo, hi: sum(parallel.map_chunks(lambda a, b: b - a, 8, 3)), 4, 1)
+    assert inner == [8, 8, 8, 8], f"expected each outer chunk to see 8 inner items, got {inner}"
+
+
+def test_errors_in_a_chunk_reach_the_caller():
+    def boom(lo, hi):
+        if lo == 2:
+            raise RuntimeError("chunk 2 failed")
+
+    with pytest.raises(RuntimeError, match="chunk 2 failed"):
+        parallel.map_chunks(boom, 4, 1)
+
+
+def test_num_threads_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DLFS_NUM_THREADS", "1")
+    assert parallel.num_workers() == 1
+    assert parallel.map_chunks(lambda lo, hi: hi - lo, 5, 2) == [2, 2, 1]
+    monkeypatch.setenv("DLFS_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="DLFS_NUM_THREADS"):
+        parallel.num_workers()
