@@ -127,15 +127,18 @@ class ResNet(Layer):
     any size works (global pooling removes the spatial axes). ``residual=False`` builds the
     plain network of the same depth and widths (Topic 14's experiment). ``depth`` is 6n + 2
     for three stages. Weights are drawn from ``rng`` layer by layer in the order above.
+    ``stem_stride=2`` makes the stem halve the image first (a cheaper network that runs every
+    stage at half the resolution; Milestone 17's ``quick`` preset).
     """
 
     def __init__(self, blocks_per_stage: int = 3, widths=(16, 32, 64), num_classes: int = 10,
                  in_channels: int = 3, residual: bool = True,
-                 rng: np.random.Generator | int | None = None, dtype=np.float32):
+                 rng: np.random.Generator | int | None = None, dtype=np.float32, stem_stride: int = 1):
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.depth = 6 * blocks_per_stage + 2 if len(widths) == 3 else None
         layers: list[Layer] = [
-            Conv2d(in_channels, widths[0], 3, padding=1, bias=False, rng=rng, dtype=dtype),
+            Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1, bias=False, rng=rng,
+                   dtype=dtype),
             BatchNorm2d(widths[0], dtype=dtype),
             ReLU(),
         ]

@@ -8,7 +8,8 @@ The final epoch's model is the one reported (no model selection on the test set)
 Presets (``dlfs milestone 17 --preset NAME``):
 
 - ``full`` (default): ResNet-20 (He et al. 2016, 0.27 M parameters), 30 epochs;
-- ``quick``: ResNet-8 (one block per stage), 10 epochs — a learner's run of about half an hour;
+- ``quick``: an 8-layer ResNet with widths (32, 64, 128) whose stem halves the image, 11 epochs —
+  a learner's run of under half an hour;
 - ``mnist-cnn``: the Module 2 stack on MNIST (``dlfs.milestones.mnist_cnn``), target 99.0%;
 - ``--smoke``: ResNet-8 on the first 5,000 training images for 3 epochs, evaluated on the first
   2,000 test images, with an honest threshold of its own.
@@ -44,11 +45,20 @@ class Preset:
     target: float
     train_limit: int | None = None
     test_limit: int | None = None
+    stem_stride: int = 1
+
+    @property
+    def name(self) -> str:
+        half = ", stem stride 2" if self.stem_stride == 2 else ""
+        return f"ResNet-{6 * self.blocks_per_stage + 2} widths {tuple(self.widths)}{half}"
 
 
 PRESETS = {
     "full": Preset(3, (16, 32, 64), TrainConfig(epochs=30), target=0.90),
-    "quick": Preset(1, (16, 32, 64), TrainConfig(epochs=10, warmup_epochs=0.5), target=0.80),
+    # 8 layers, twice the usual widths, every stage at half resolution: 4x the parameters of
+    # ResNet-8 for slightly less time per step (measured: 77.2% with ResNet-8 in 10 epochs)
+    "quick": Preset(1, (32, 64, 128), TrainConfig(epochs=11, warmup_epochs=0.5), target=0.80,
+                    stem_stride=2),
 }
 SMOKE = Preset(1, (16, 32, 64), TrainConfig(epochs=3, warmup_epochs=0.3), target=0.30,
                train_limit=5000, test_limit=2000)
@@ -78,13 +88,14 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, pres
     x_train, y_train = ds.x_train[:p.train_limit], ds.y_train[:p.train_limit]
     x_test, y_test = ds.x_test[:p.test_limit], ds.y_test[:p.test_limit]
 
-    model = ResNet(p.blocks_per_stage, p.widths, num_classes=10, rng=np.random.default_rng(seed))
+    model = ResNet(p.blocks_per_stage, p.widths, num_classes=10, rng=np.random.default_rng(seed),
+                   stem_stride=p.stem_stride)
     ckpt = None
     if not smoke:
         ckpt = Path(checkpoint_dir or CHECKPOINT_DIR) / f"milestone-17-{name}-seed{seed}.npz"
         if ckpt.exists() and not resume:
             log(f"note: starting afresh; {ckpt} will be overwritten (use --resume to continue it)")
-    log(f"model: ResNet-{6 * p.blocks_per_stage + 2} widths {p.widths}, {model.num_parameters():,} "
+    log(f"model: {p.name}, {model.num_parameters():,} "
         f"parameters; {len(x_train):,} training images, {len(x_test):,} test images; "
         f"{p.train.epochs} epochs")
     history = fit(model, x_train, y_train, x_test, y_test, p.train, seed=seed, checkpoint=ckpt,
@@ -102,7 +113,7 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, pres
         metric="test_accuracy", value=float(test_acc), target=p.target,
         details={
             "preset": name,
-            "model": f"ResNet-{6 * p.blocks_per_stage + 2} widths {list(p.widths)}",
+            "model": p.name,
             "parameters": model.num_parameters(),
             "train_images": int(len(x_train)), "test_images": int(len(x_test)),
             "data_source": str(ds.source),
