@@ -1,0 +1,87 @@
+"""Milestone 17's runner end to end on a tiny CIFAR-10 folder in the canonical binary layout."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dlfs.course import milestones
+from dlfs.errors import UsageError
+from dlfs.milestones import cifar_resnet
+from dlfs.train.recipe import TrainConfig
+
+PER_BATCH = 20
+
+
+def write_tiny_cifar(root):
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = np.arange(PER_BATCH, dtype=np.uint8) % 10
+        images = rng.integers(0, 256, (PER_BATCH, 3072), dtype=np.uint8)
+        images[:, :1024] = labels[:, None] * 25          # the red channel encodes the class
+        records = np.concatenate([labels[:, None], images], axis=1)
+        (folder / f"{name}.bin").write_bytes(records.tobytes())
+    return root
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    from dlfs.data import cifar
+
+    monkeypatch.setattr(cifar, "RECORDS_PER_BATCH", PER_BATCH)
+    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
+        1, (4, 8, 8), TrainConfig(epochs=2, batch_size=25, eval_batch_size=10, warmup_epochs=0.5),
+        target=0.0))
+    monkeypatch.setattr(milestones, "RESULTS_DIR", tmp_path / "results")
+    return {"data": str(write_tiny_cifar(tmp_path / "data")), "ckpt": tmp_path / "ckpt",
+            "out": tmp_path / "plots"}
+
+
+def run_tiny(tiny, **kw):
+    return cifar_resnet.run(data_dir=tiny["data"], preset="tiny", checkpoint_dir=tiny["ckpt"],
+                            out_dir=tiny["out"], progress=False, log=lambda s: None, **kw)
+
+
+def test_a_run_trains_records_details_plots_and_a_checkpoint(tiny):
+    result = run_tiny(tiny)
+    d = result.details
+    assert d["train_images"] == 5 * PER_BATCH and d["test_images"] == PER_BATCH, d
+    assert d["epochs_trained"] == 2 and len(d["history"]["test_acc"]) == 2, d["history"]
+    assert 0.0 <= result.value <= 1.0 and result.value == d["history"]["test_acc"][-1]
+    assert set(d["per_class_accuracy"]) == {"airplane", "automobile", "bird", "cat", "deer", "dog",
+                                           "frog", "horse", "ship", "truck"}
+    assert np.array(d["confusion_matrix"]).sum() == PER_BATCH
+    for name in ("learning_curves.png", "confusion_matrix.png", "per_class_accuracy.png"):
+        assert (tiny["out"] / name).stat().st_size > 1000, f"{name} was not written"
+    assert (tiny["ckpt"] / "milestone-17-tiny-seed0.npz").exists()
+
+
+def test_resuming_a_finished_run_gives_the_same_model_without_training(tiny):
+    first = run_tiny(tiny)
+    again = run_tiny(tiny, resume=True)
+    assert again.value == first.value, f"expected {first.value} after resuming, got {again.value}"
+    assert again.details["history"] == first.details["history"]
+
+
+def test_same_seed_same_result_other_seed_other_weights(tiny):
+    a, b = run_tiny(tiny, seed=3), run_tiny(tiny, seed=3)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert a.details["history"][key] == b.details["history"][key], f"{key} differs between equal seeds"
+    c = run_tiny(tiny, seed=4)
+    assert c.details["history"]["train_loss"] != a.details["history"]["train_loss"]
+
+
+def test_unknown_preset_is_a_usage_error_naming_the_choices(tiny):
+    with pytest.raises(UsageError, match="quick") as info:
+        cifar_resnet.run(data_dir=tiny["data"], preset="fastest")
+    assert "fastest" in str(info.value)
+
+
+def test_the_harness_records_the_preset(tiny, monkeypatch):
+    result, rec = milestones.run(17, data_dir=tiny["data"], preset="tiny", checkpoint_dir=tiny["ckpt"],
+                                 out_dir=tiny["out"], progress=False, log=lambda s: None)
+    stored = json.loads((milestones.RESULTS_DIR / "milestone-17.json").read_text())
+    assert stored["runs"][-1]["preset"] == "tiny" and "tiny" in stored["summary"], stored["summary"]
+    assert stored["summary"]["tiny"]["median"] == rec["value"]
