@@ -23,13 +23,14 @@ _pool: ThreadPoolExecutor | None = None
 _controller = None
 _lock = threading.Lock()
 _inside = threading.local()
+_CPUS = os.cpu_count() or 1          # looked up once: num_workers() runs on every conv and batch norm
 
 
 def num_workers() -> int:
     """Worker threads used by :func:`map_chunks`: ``$DLFS_NUM_THREADS`` or the CPU count."""
     value = os.environ.get("DLFS_NUM_THREADS", "")
     try:
-        n = int(value) if value.strip() else (os.cpu_count() or 1)
+        n = int(value) if value.strip() else _CPUS
     except ValueError:
         raise ValueError(f"DLFS_NUM_THREADS must be a positive integer, got {value!r}") from None
     return max(1, n)
