@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import compare, try_torch
+from benchmarks.harness import compare, our_step, torch_step, try_torch
 
 
 def matmul(n: int = 1024):
@@ -37,11 +37,7 @@ def mlp_step(batch: int = 128, sizes=(784, 256, 128, 10)):
     loss_fn = CrossEntropyLoss()
     opt = Adam(model.parameters(), lr=1e-3)
 
-    def ours():
-        opt.zero_grad()
-        loss_fn.forward(model.forward(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
+    ours = our_step(model, loss_fn, opt, x, y)
 
     theirs = None
     if torch:
@@ -52,12 +48,7 @@ def mlp_step(batch: int = 128, sizes=(784, 256, 128, 10)):
                 mods.append(torch.nn.ReLU())
         tmodel = torch.nn.Sequential(*mods)
         topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-        def theirs():
-            topt.zero_grad()
-            torch.nn.functional.cross_entropy(tmodel(tx), ty).backward()
-            topt.step()
+        theirs = torch_step(torch, tmodel, topt, x, y)
 
     flops = 6.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     name = f"MLP {'-'.join(map(str, sizes))} step, batch {batch}"

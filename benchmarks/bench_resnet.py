@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import compare, try_torch
+from benchmarks.harness import compare, our_step, torch_step, try_torch
 
 
 def _torch_resnet(torch, blocks_per_stage=3, widths=(16, 32, 64), num_classes=10):
@@ -49,22 +49,13 @@ def resnet20_step(batch: int = 128):
     loss_fn = CrossEntropyLoss(label_smoothing=0.1)
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
-    def ours():
-        opt.zero_grad()
-        loss_fn.forward(model.forward(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
+    ours = our_step(model, loss_fn, opt, x, y)
 
     theirs = None
     if torch:
         tmodel = _torch_resnet(torch)
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-        def theirs():
-            topt.zero_grad()
-            torch.nn.functional.cross_entropy(tmodel(tx), ty, label_smoothing=0.1).backward()
-            topt.step()
+        theirs = torch_step(torch, tmodel, topt, x, y, label_smoothing=0.1)
 
     macs = 40.8e6        # ResNet-20 forward multiply-adds per 32x32 image (1x1 projection shortcuts)
     return compare(f"ResNet-20 training step, batch {batch}", ours, theirs, repeats=7, warmup=2,

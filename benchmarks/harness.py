@@ -59,6 +59,27 @@ def try_torch():
     return torch
 
 
+def our_step(model, loss_fn, opt, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    """One training step of a dlfs model on a fixed batch, as a closure to time."""
+    def step():
+        opt.zero_grad()
+        loss_fn.forward(model.forward(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+    return step
+
+
+def torch_step(torch, model, opt, x: np.ndarray, y: np.ndarray, **loss_kwargs) -> Callable[[], None]:
+    """The same training step in PyTorch (cross-entropy with ``loss_kwargs``)."""
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(tx), ty, **loss_kwargs).backward()
+        opt.step()
+    return step
+
+
 def _time(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()

@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from dlfs.nn.layers import Layer, Parameter
+from dlfs.nn.regularization import BatchNormBase
 from dlfs.parallel import map_chunks, num_workers
 
 
@@ -95,7 +96,7 @@ def _as_shape(normalized_shape) -> tuple[int, ...]:
 
 # -- batch normalisation for images ---------------------------------------------------------
 
-class BatchNorm2d(Layer):
+class BatchNorm2d(BatchNormBase):
     """Batch normalisation for images, as ``torch.nn.BatchNorm2d``.
 
     x: (N, C, H, W) -> y: (N, C, H, W). Training: per channel, μ and σ² (biased) over the
@@ -103,23 +104,6 @@ class BatchNorm2d(Layer):
     the *unbiased* σ² with ``momentum``. Evaluation: the running statistics instead.
     Parameters ``gamma`` (ones) and ``beta`` (zeros): (C,). Buffers saved in ``state_dict``.
     """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 dtype=np.float32):
-        self.num_features = int(num_features)
-        self.eps = float(eps)
-        self.momentum = float(momentum)
-        self.gamma = Parameter(np.ones(num_features, dtype=dtype), name="gamma")
-        self.beta = Parameter(np.zeros(num_features, dtype=dtype), name="beta")
-        self.running_mean = np.zeros(num_features, dtype=dtype)
-        self.running_var = np.ones(num_features, dtype=dtype)
-        self.cache: tuple | None = None
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return {"running_mean": self.running_mean, "running_var": self.running_var}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> (N, C, H, W). Caches x̂ and 1/σ̂ for backward."""

@@ -97,23 +97,10 @@ class Dropout(Layer):
 
 # -- batch normalisation --------------------------------------------------------------------
 
-class BatchNorm1d(Layer):
-    """Batch normalisation over the batch axis, as ``torch.nn.BatchNorm1d`` for (N, D) input.
-
-    Training (statistics of the batch, per feature):
-        μ = mean_n x,   σ² = mean_n (x - μ)²   (biased),   x̂ = (x - μ) / √(σ² + eps)
-        y = γ x̂ + β
-        running_mean ← (1 - momentum) running_mean + momentum μ
-        running_var  ← (1 - momentum) running_var  + momentum σ² N / (N - 1)   (unbiased)
-    Evaluation: the same with μ, σ² replaced by running_mean, running_var.
-
-    Backward in training goes through μ and σ² too (every x_n affects every y_m):
-        dx = (1/N) γ / √(σ² + eps) (N dy - Σ_n dy - x̂ Σ_n (dy x̂))
-        dγ += Σ_n dy x̂,   dβ += Σ_n dy
-
-    x: (N, D) -> y: (N, D). Parameters ``gamma``, ``beta``: (D,); buffers ``running_mean``
-    (zeros) and ``running_var`` (ones): (D,), saved in ``state_dict``.
-    """
+class BatchNormBase(Layer):
+    """What every batch norm has: per-feature ``gamma`` (ones) and ``beta`` (zeros), running
+    statistics ``running_mean`` (zeros) and ``running_var`` (ones) saved in ``state_dict``,
+    ``eps`` and ``momentum``. Subclasses say which axes hold the batch (forward/backward)."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  dtype=np.float32):
@@ -131,6 +118,25 @@ class BatchNorm1d(Layer):
 
     def buffers(self) -> dict[str, np.ndarray]:
         return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+
+class BatchNorm1d(BatchNormBase):
+    """Batch normalisation over the batch axis, as ``torch.nn.BatchNorm1d`` for (N, D) input.
+
+    Training (statistics of the batch, per feature):
+        μ = mean_n x,   σ² = mean_n (x - μ)²   (biased),   x̂ = (x - μ) / √(σ² + eps)
+        y = γ x̂ + β
+        running_mean ← (1 - momentum) running_mean + momentum μ
+        running_var  ← (1 - momentum) running_var  + momentum σ² N / (N - 1)   (unbiased)
+    Evaluation: the same with μ, σ² replaced by running_mean, running_var.
+
+    Backward in training goes through μ and σ² too (every x_n affects every y_m):
+        dx = (1/N) γ / √(σ² + eps) (N dy - Σ_n dy - x̂ Σ_n (dy x̂))
+        dγ += Σ_n dy x̂,   dβ += Σ_n dy
+
+    x: (N, D) -> y: (N, D). Parameters ``gamma``, ``beta``: (D,); buffers ``running_mean``
+    (zeros) and ``running_var`` (ones): (D,), saved in ``state_dict``.
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.num_features:
