@@ -184,7 +184,8 @@ def max_pool2d_forward(x: np.ndarray, kernel_size, stride=None,
     copy). Then loop over the ``kh·kw`` kernel offsets: ``win[..., p, q]`` is the
     (N, C, H_out, W_out) array of every window's tap (p, q); keep a running maximum and, where
     the tap is *strictly* larger, record its offset ``p·kw + q`` (strictly, so that the first
-    maximum stays).
+    maximum stays). The offsets are stored as int16 (a quarter of int64's memory traffic)
+    unless the window has more taps than int16 can count.
     """
     x = np.asarray(x)
     (kh, kw), (sh, sw), (ph, pw), H_out, W_out = _pool_geometry(x.shape, kernel_size, stride, padding)
@@ -194,7 +195,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size, stride=None,
     xp = _pad_with(x, (ph, pw), -np.inf)
     win = sliding_window_view(xp, (kh, kw), step=(sh, sw))        # (N, C, H_out, W_out, kh, kw)
     out = win[..., 0, 0].copy()
-    arg = np.zeros(out.shape, dtype=np.int64)
+    arg = np.zeros(out.shape, dtype=np.int16 if kh * kw <= np.iinfo(np.int16).max else np.int64)
     larger = np.empty(out.shape, dtype=bool)
     for p in range(kh):
         for q in range(kw):
@@ -203,7 +204,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size, stride=None,
             tap = win[..., p, q]
             np.greater(tap, out, out=larger)
             np.maximum(out, tap, out=out)
-            arg = np.where(larger, p * kw + q, arg)
+            np.copyto(arg, p * kw + q, where=larger)
     return out, arg
     # END SOLUTION
 
