@@ -1,4 +1,4 @@
-"""Module 2 benchmark: one ResNet-20 training step on a CIFAR-sized batch."""
+"""Module 2 benchmarks: one ResNet-20 and one ResNet-9 training step on a CIFAR-sized batch."""
 
 from __future__ import annotations
 
@@ -35,9 +35,36 @@ def _torch_resnet(torch, blocks_per_stage=3, widths=(16, 32, 64), num_classes=10
     return nn.Sequential(*layers)
 
 
-def resnet20_step(batch: int = 128):
-    """Forward + backward + SGD (Nesterov, weight decay) with label-smoothed cross-entropy."""
-    from dlfs.conv.resnet import resnet20
+def torch_resnet9(torch, width=32, num_classes=10, image_size=32):
+    """``dlfs.conv.resnet9.ResNet9`` in PyTorch, built from its specification (parameters in the
+    same order as ours; the tests of ResNet9 compare the two)."""
+    nn = torch.nn
+
+    def cbr(c_in, c_out, pool=False):
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), *([nn.MaxPool2d(2)] if pool else []),
+                nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.body = nn.Sequential(*cbr(c, c), *cbr(c, c))
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    class Scale(nn.Module):
+        def forward(self, x):
+            return x * 0.125
+
+    c = width
+    return nn.Sequential(*cbr(3, c), *cbr(c, 2 * c, True), Residual(2 * c), *cbr(2 * c, 4 * c, True),
+                         *cbr(4 * c, 8 * c, True), Residual(8 * c), nn.MaxPool2d(image_size // 8),
+                         nn.Flatten(), nn.Linear(8 * c, num_classes), Scale())
+
+
+def _sgd_step_pair(name, model, make_torch_model, batch, macs, goal=""):
+    """Time our model's training step (label-smoothed cross-entropy, SGD with Nesterov momentum
+    and weight decay) against the same step of the torch model, on one random batch."""
     from dlfs.nn.losses import CrossEntropyLoss
     from dlfs.optim.optimizers import SGD
 
@@ -45,21 +72,35 @@ def resnet20_step(batch: int = 128):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    model = resnet20(rng=0)
-    loss_fn = CrossEntropyLoss(label_smoothing=0.1)
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-
-    ours = our_step(model, loss_fn, opt, x, y)
-
+    ours = our_step(model, CrossEntropyLoss(label_smoothing=0.1), opt, x, y)
     theirs = None
     if torch:
-        tmodel = _torch_resnet(torch)
+        tmodel = make_torch_model(torch)
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
         theirs = torch_step(torch, tmodel, topt, x, y, label_smoothing=0.1)
+    return compare(name, ours, theirs, repeats=7, warmup=2, flops=3 * 2 * macs * batch, goal=goal)
+
+
+def resnet20_step(batch: int = 128):
+    """Forward + backward + SGD (Nesterov, weight decay) with label-smoothed cross-entropy."""
+    from dlfs.conv.resnet import resnet20
 
     macs = 40.8e6        # ResNet-20 forward multiply-adds per 32x32 image (1x1 projection shortcuts)
-    return compare(f"ResNet-20 training step, batch {batch}", ours, theirs, repeats=7, warmup=2,
-                   flops=3 * 2 * macs * batch, goal="ratio <= 2.0")
+    return _sgd_step_pair(f"ResNet-20 training step, batch {batch}", resnet20(rng=0), _torch_resnet,
+                          batch, macs, goal="ratio <= 2.0")
 
 
-BENCHMARKS = [resnet20_step]
+def resnet9_step(batch: int = 128):
+    """The same step for Milestone 17's ResNet-9 (base width 32)."""
+    from dlfs.conv.resnet9 import ResNet9
+
+    # forward multiply-adds per 32x32 image: 3x3 convs 3->32 @32^2, 32->64 @32^2, 2x 64->64 @16^2,
+    # 64->128 @16^2, 128->256 @8^2, 2x 256->256 @4^2, and the Linear layer
+    macs = 9 * (3 * 32 * 1024 + 32 * 64 * 1024 + 2 * 64 * 64 * 256 + 64 * 128 * 256
+                + 128 * 256 * 64 + 2 * 256 * 256 * 16) + 256 * 10
+    return _sgd_step_pair(f"ResNet-9 (width 32) training step, batch {batch}", ResNet9(32, rng=0),
+                          torch_resnet9, batch, macs)
+
+
+BENCHMARKS = [resnet20_step, resnet9_step]

@@ -31,7 +31,7 @@ def test_our_step_trains_the_model():
 def test_torch_step_trains_the_model():
     torch = pytest.importorskip("torch", reason="PyTorch is the optional benchmark baseline")
     x, y = _tiny_problem()
-    model = torch.nn.Linear(5, 3)
+    model = torch.nn.Linear(5, 3, dtype=torch.float32)     # the oracle tests may set float64 as default
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     first = torch.nn.functional.cross_entropy(model(tx), ty).item()

@@ -85,3 +85,45 @@ def test_the_harness_records_the_preset(tiny, monkeypatch):
     stored = json.loads((milestones.RESULTS_DIR / "milestone-17.json").read_text())
     assert stored["runs"][-1]["preset"] == "tiny" and "tiny" in stored["summary"], stored["summary"]
     assert stored["summary"]["tiny"]["median"] == rec["value"]
+
+
+def test_the_resnet9_preset_builds_resnet9_and_reports_flip_tta(tiny, monkeypatch):
+    from dlfs.conv.resnet9 import ResNet9
+
+    preset = cifar_resnet.PRESETS["resnet9"]
+    assert isinstance(preset.build(np.random.default_rng(0)), ResNet9) and preset.flip_tta
+    assert preset.name == "ResNet-9 base width 32", preset.name
+    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
+        0, (2,), TrainConfig(epochs=1, batch_size=25, eval_batch_size=10, warmup_epochs=0.5),
+        target=0.0, arch="resnet9", flip_tta=True))
+    result = run_tiny(tiny)
+    d = result.details
+    assert d["model"] == "ResNet-9 base width 2" and "flip" in d["evaluation"], d
+    assert d["test_accuracy_without_tta"] == d["history"]["test_acc"][-1], d
+    assert np.trace(np.array(d["confusion_matrix"])) == round(result.value * PER_BATCH), \
+        "the confusion matrix must come from the same (TTA) predictions as the reported accuracy"
+
+
+class MirrorModel:
+    """Logits = a fixed linear map of the flattened image (eval() is a no-op)."""
+
+    def __init__(self, W):
+        self.W = W
+
+    def eval(self):
+        pass
+
+    def forward(self, x):
+        return x.reshape(len(x), -1) @ self.W
+
+
+def test_predict_flip_tta_averages_the_logits_of_each_image_and_its_mirror():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 2, 3, 4))
+    model = MirrorModel(rng.standard_normal((24, 5)))
+    expected = np.argmax(model.forward(x) + model.forward(x[..., ::-1]), axis=1)
+    for batch in (1, 3, 100):
+        got = cifar_resnet.predict_flip_tta(model, x, batch)
+        assert np.array_equal(got, expected), f"batch {batch}: expected {expected}, got {got}"
+    plain = np.argmax(model.forward(x), axis=1)
+    assert not np.array_equal(expected, plain), "the example should tell TTA from plain prediction"

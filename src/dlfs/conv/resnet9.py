@@ -11,7 +11,7 @@ far fewer epochs than ResNet-20. With base width ``c``::
     layer2   conv(2c → 4c)   max-pool 2       BN ReLU             8×8
     layer3   conv(4c → 8c)   max-pool 2       BN ReLU             4×4
              + Residual(conv-BN-ReLU, conv-BN-ReLU)  (8c)
-    head     max-pool 4, flatten, Linear(8c → classes), × 0.125
+    head     max-pool 4 (the whole 4×4 map), flatten, Linear(8c → classes), × 0.125
 
 All convolutions are 3×3 with padding 1 and no bias (the BatchNorm after each has its own β).
 Pooling before the BatchNorm and ReLU (rather than after) gives the same kind of network and
@@ -19,7 +19,9 @@ a quarter of their work. The final scale 0.125 keeps the initial logits small. `
 Page's network (6.6 M parameters); Milestone 17 uses ``c = 32`` (1.6 M), a quarter of the
 arithmetic.
 
-Shapes: x (N, 3, 32, 32) -> logits (N, num_classes).
+Shapes: x (N, 3, 32, 32) -> logits (N, num_classes). Other square sizes divisible by 8 work
+with ``image_size`` (the head then pools the whole ``image_size / 8`` map; the tests use small
+images).
 """
 
 from __future__ import annotations
@@ -83,15 +85,18 @@ def conv_bn_relu(c_in: int, c_out: int, rng: np.random.Generator, dtype, pool: b
 class ResNet9(Layer):
     """ResNet-9 with base width ``width`` (see the module docstring for the layers).
 
-    x: (N, in_channels, 32, 32) -> logits (N, num_classes). The input must be 32×32 (three
-    2× poolings then a 4×4 one). Weights are drawn from ``rng`` layer by layer, in order.
+    x: (N, in_channels, image_size, image_size) -> logits (N, num_classes); ``image_size``
+    must be a multiple of 8 (three 2× poolings, then one over the whole remaining map).
+    Weights are drawn from ``rng`` layer by layer, in order.
     """
 
     def __init__(self, width: int = 32, num_classes: int = 10, in_channels: int = 3,
-                 rng: np.random.Generator | int | None = None, dtype=np.float32):
+                 rng: np.random.Generator | int | None = None, dtype=np.float32, image_size: int = 32):
+        if image_size < 8 or image_size % 8:
+            raise ValueError(f"ResNet9 needs an image size that is a multiple of 8, got {image_size}")
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         c1, c2, c3, c4 = width, 2 * width, 4 * width, 8 * width
-        self.width = int(width)
+        self.width, self.image_size = int(width), int(image_size)
 
         def res(c):
             return Residual(Sequential(*conv_bn_relu(c, c, rng, dtype), *conv_bn_relu(c, c, rng, dtype)))
@@ -101,18 +106,19 @@ class ResNet9(Layer):
             *conv_bn_relu(c1, c2, rng, dtype, pool=True), res(c2),
             *conv_bn_relu(c2, c3, rng, dtype, pool=True),
             *conv_bn_relu(c3, c4, rng, dtype, pool=True), res(c4),
-            MaxPool2d(4), Flatten(), Linear(c4, num_classes, rng=rng, dtype=dtype), Scale(0.125),
+            MaxPool2d(image_size // 8), Flatten(), Linear(c4, num_classes, rng=rng, dtype=dtype), Scale(0.125),
         )
 
     def extra_repr(self) -> str:
         return f"width={self.width}, parameters={self.num_parameters():,}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, in_channels, 32, 32) -> logits (N, num_classes)."""
-        if x.ndim != 4 or x.shape[-2:] != (32, 32):
-            raise ValueError(f"ResNet9 expects images of shape (N, C, 32, 32), got {x.shape}")
+        """x: (N, in_channels, S, S) with S = image_size -> logits (N, num_classes)."""
+        s = self.image_size
+        if x.ndim != 4 or x.shape[-2:] != (s, s):
+            raise ValueError(f"ResNet9 expects images of shape (N, C, {s}, {s}), got {x.shape}")
         return self.net.forward(x)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy: (N, num_classes) -> dx: (N, in_channels, 32, 32); parameter grads accumulate."""
+        """dy: (N, num_classes) -> dx: (N, in_channels, S, S); parameter grads accumulate."""
         return self.net.backward(dy)
