@@ -8,31 +8,17 @@ from benchmarks.bench_resnet import torch_resnet9
 from dlfs.conv.resnet9 import Residual, ResNet9, Scale
 from dlfs.nn.layers import Linear
 from dlfs.nn.normalization import BatchNorm2d
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch, torch_or_skip
-
-
-def randomize_batchnorm(model, seed=0):
-    """Non-trivial γ, β and running statistics (the defaults 1, 0, 0, 1 hide mix-ups)."""
-    rng = np.random.default_rng(seed)
-    for bn in [l for l in model.sublayers() if isinstance(l, BatchNorm2d)]:
-        c = bn.num_features
-        bn.gamma.data[...] = rng.uniform(0.5, 1.5, c)
-        bn.beta.data[...] = rng.normal(0.0, 0.3, c)
-        bn.running_mean = rng.normal(0.0, 0.3, c).astype(bn.running_mean.dtype)
-        bn.running_var = rng.uniform(0.5, 2.0, c).astype(bn.running_var.dtype)
+from dlfs.testing import (assert_close, check_layer_gradients, randomize_batchnorm, to_numpy, to_torch,
+                          torch_or_skip)
 
 
 def test_residual_adds_its_input_and_passes_the_gradient_both_ways():
     body = Linear(3, 3, rng=np.random.default_rng(0), dtype=np.float64)
     block = Residual(body)
     x = np.random.default_rng(1).standard_normal((4, 3))
-    y = block.forward(x)
-    assert_close(y, x + x @ body.W.data + body.b.data, rtol=1e-12, what="Residual(x) = x + body(x)")
-    dy = np.random.default_rng(2).standard_normal(y.shape)
-    dx = block.backward(dy)
-    params = dict(block.named_parameters())
-    check_gradients(lambda: block.forward(x), {"x": x, **{k: p.data for k, p in params.items()}},
-                    {"x": dx, **{k: p.grad for k, p in params.items()}}, dout=dy)
+    assert_close(block.forward(x), x + x @ body.W.data + body.b.data, rtol=1e-12,
+                 what="Residual(x) = x + body(x)")
+    check_layer_gradients(block, x, seed=2)
 
 
 def test_residual_refuses_a_body_that_changes_the_shape():
@@ -76,14 +62,7 @@ def test_gradients_match_finite_differences():
     model = ResNet9(1, num_classes=3, rng=np.random.default_rng(3), dtype=np.float64, image_size=16)
     randomize_batchnorm(model, 4)
     model.eval()
-    x = np.random.default_rng(5).standard_normal((2, 3, 16, 16))
-    logits = model.forward(x)
-    dy = np.random.default_rng(6).standard_normal(logits.shape)
-    dx = model.backward(dy)
-    params = dict(model.named_parameters())
-    inputs = {"x": x, **{name: p.data for name, p in params.items()}}
-    analytic = {"x": dx, **{name: p.grad for name, p in params.items()}}
-    check_gradients(lambda: model.forward(x), inputs, analytic, dout=dy, h=1e-3)
+    check_layer_gradients(model, np.random.default_rng(5).standard_normal((2, 3, 16, 16)), seed=6, h=1e-3)
 
 
 def load_into_torch(torch, tnet, model):

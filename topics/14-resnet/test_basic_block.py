@@ -7,20 +7,9 @@ from dlfs.conv import resnet
 from dlfs.conv.im2col import Conv2d, conv2d_forward
 from dlfs.nn.layers import Sequential
 from dlfs.nn.normalization import BatchNorm2d
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch
+from dlfs.testing import assert_close, check_layer_gradients, randomize_batchnorm, to_numpy, to_torch
 
 
-
-def randomize_batchnorm(model, seed: int = 0) -> None:
-    """Give every BatchNorm2d of ``model`` non-trivial γ, β and running statistics (the defaults
-    1, 0, 0, 1 would hide a γ/β mix-up or a missing normalisation)."""
-    rng = np.random.default_rng(seed)
-    for bn in [l for l in model.sublayers() if isinstance(l, BatchNorm2d)]:
-        c = bn.num_features
-        bn.gamma.data[...] = rng.uniform(0.5, 1.5, c)
-        bn.beta.data[...] = rng.normal(0.0, 0.3, c)
-        bn.running_mean = rng.normal(0.0, 0.3, c).astype(bn.running_mean.dtype)
-        bn.running_var = rng.uniform(0.5, 2.0, c).astype(bn.running_var.dtype)
 
 # (in_channels, out_channels, stride, residual, H): identity; projection for a channel change,
 # for stride 2 alone, for both (odd size: 5 -> 3); plain (no shortcut), also with stride 2
@@ -145,16 +134,9 @@ def test_block_forward_and_backward_match_torch(case, mirror):
 
 @pytest.mark.parametrize("case", ["identity", "projection-stride2", "plain"])
 def test_block_gradients_match_finite_differences(case):
-    block = make_block(case)
-    x = make_input(case)
-    y = block.forward(x)
-    dy = np.random.default_rng(3).standard_normal(y.shape)
-    dx = block.backward(dy)
-    inputs = {"x": x, **{name: p.data for name, p in block.named_parameters()}}
-    analytic = {"x": dx, **{name: p.grad for name, p in block.named_parameters()}}
     # h = 1e-5 rather than 1e-6: the rounding error of the difference quotient (~1e-16·|output| / h)
     # matters for the smallest gradient entries; no ReLU input is within 1e-5 of its kink here
-    check_gradients(lambda: block.forward(x), inputs, analytic, dout=dy, h=1e-5)
+    check_layer_gradients(make_block(case), make_input(case), seed=3, h=1e-5)
 
 
 # ----------------------------------------------------------------- the gradient path of the skip

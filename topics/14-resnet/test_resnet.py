@@ -8,18 +8,7 @@ from dlfs.conv import resnet
 from dlfs.conv.im2col import Conv2d
 from dlfs.nn.layers import Linear
 from dlfs.nn.normalization import BatchNorm2d
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch
-
-
-def randomize_batchnorm(model, seed: int = 0) -> None:
-    """Non-trivial γ, β and running statistics in every BatchNorm2d of ``model``."""
-    rng = np.random.default_rng(seed)
-    for bn in [l for l in model.sublayers() if isinstance(l, BatchNorm2d)]:
-        c = bn.num_features
-        bn.gamma.data[...] = rng.uniform(0.5, 1.5, c)
-        bn.beta.data[...] = rng.normal(0.0, 0.3, c)
-        bn.running_mean = rng.normal(0.0, 0.3, c).astype(bn.running_mean.dtype)
-        bn.running_var = rng.uniform(0.5, 2.0, c).astype(bn.running_var.dtype)
+from dlfs.testing import assert_close, check_layer_gradients, randomize_batchnorm, to_numpy, to_torch
 
 
 def small_resnet(residual=True, seed=0, n=1, widths=(3, 4, 5), num_classes=4, in_channels=2):
@@ -121,15 +110,9 @@ def test_small_resnet_gradients_match_finite_differences():
                           dtype=np.float64)
     randomize_batchnorm(model, 4)
     x = np.random.default_rng(5).standard_normal((2, 1, 6, 6))
-    logits = model.forward(x)
-    dy = np.random.default_rng(6).standard_normal(logits.shape)
-    dx = model.backward(dy)
-    params = dict(model.named_parameters())
-    inputs = {"x": x, **{name: p.data for name, p in params.items()}}
-    analytic = {"x": dx, **{name: p.grad for name, p in params.items()}}
     # h = 1e-5 rather than 1e-6: the rounding error of the difference quotient (~1e-16·|output| / h)
     # matters for the smallest gradient entries; no ReLU input is within 1e-5 of its kink here
-    check_gradients(lambda: model.forward(x), inputs, analytic, dout=dy, h=1e-5)
+    check_layer_gradients(model, x, seed=6, h=1e-5)
 
 
 # ----------------------------------------------------------------- modes and state
