@@ -11,7 +11,7 @@ Presets (``dlfs milestone 17 --preset NAME``):
 - ``resnet9``: ResNet-9 (``dlfs.conv.resnet9``, after Page's DAWNBench network) at half width,
   1.6 M parameters, 13 epochs; the reported accuracy uses flip test-time augmentation (the mean
   of the logits of each test image and its mirror), and the record also gives it without;
-- ``resnet9-long``: the same network and recipe for 17 epochs (about 2.4 hours);
+- ``resnet9-long``: the same network and recipe for 17 epochs (about 2.5 hours);
 - ``quick``: an 8-layer ResNet with widths (32, 64, 128) whose stem halves the image, 11 epochs —
   a learner's run of under half an hour;
 - ``mnist-cnn``: the Module 2 stack on MNIST (``dlfs.milestones.mnist_cnn``), target 99.0%;
