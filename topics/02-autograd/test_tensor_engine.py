@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dlfs.autograd.tensor import Tensor, is_grad_enabled, no_grad
-from dlfs.testing import assert_close, check_gradients, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import torch_or_skip
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from dlfs.autograd.tensor import Tensor
-from dlfs.testing import assert_close, check_gradients, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import torch_or_skip
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.optim import optimizers as optim
-from dlfs.testing import assert_close, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import torch_or_skip
 
 
 class Param:

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.nn import forward
-from dlfs.testing import assert_close, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 # x: (3, 2), W: (2, 3), b: (3,)
 X_HAND = np.array([[1.0, 2.0],

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.nn import init
-from dlfs.testing import assert_close, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import torch_or_skip
 
 BIG_2D = (400, 500)             # (fan_in, fan_out) = (400, 500): 200,000 values
 BIG_CONV = (96, 48, 7, 7)       # fan_in = 48·49 = 2352, fan_out = 96·49 = 4704: 225,792 values

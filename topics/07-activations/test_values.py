@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dlfs.nn import activations as A
-from dlfs.testing import assert_close, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 # Each entry: forward, backward as a function of (dy, x, y), and the scalar formula and
 # derivative written independently with the `math` module.

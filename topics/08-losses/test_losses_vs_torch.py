@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from dlfs.nn import losses
-from dlfs.testing import assert_close, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 rng = np.random.default_rng(0)
 PRED = rng.normal(size=(7, 3))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from dlfs.conv import sliding_window as sw
-from dlfs.testing import assert_close, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 
 def conv_by_definition(x, w, b, stride, padding, dilation):

@@ -6,7 +6,8 @@ import pytest
 from dlfs.conv import im2col as ic
 from dlfs.conv import sliding_window as naive
 from dlfs.nn.layers import Layer, Parameter
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 
 def make_conv(c_in=2, c_out=3, k=3, seed=0, dtype=np.float64, **kwargs):

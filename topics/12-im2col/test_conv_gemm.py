@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from dlfs.conv import im2col as ic
 from dlfs.conv import sliding_window as naive
-from dlfs.testing import assert_close, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 GEOMETRIES = [
     # (H, W, kh, kw, stride, padding, dilation)

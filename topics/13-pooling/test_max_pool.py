@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.conv import pooling as pl
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 GEOMETRIES = [
     # (H, W, kernel_size, stride, padding)

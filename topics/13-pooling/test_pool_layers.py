@@ -7,7 +7,8 @@ import pytest
 from dlfs.conv import pooling as pl
 from dlfs.conv.im2col import Conv2d
 from dlfs.nn.layers import Flatten, Layer, Sequential
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 
 def distinct(shape, seed=0):

@@ -109,6 +109,6 @@ class Mirror:
 
 @pytest.fixture
 def mirror():
-    from dlfs.testing import torch_or_skip
+    from torch_oracle import torch_or_skip
 
     return Mirror(torch_or_skip())

@@ -8,7 +8,8 @@ from dlfs.conv import resnet
 from dlfs.conv.im2col import Conv2d
 from dlfs.nn.layers import Linear
 from dlfs.nn.normalization import BatchNorm2d
-from dlfs.testing import assert_close, check_layer_gradients, randomize_batchnorm, to_numpy, to_torch
+from dlfs.testing import assert_close, check_layer_gradients, randomize_batchnorm
+from torch_oracle import to_numpy, to_torch
 
 
 def small_resnet(residual=True, seed=0, n=1, widths=(3, 4, 5), num_classes=4, in_channels=2):

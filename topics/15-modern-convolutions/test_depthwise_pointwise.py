@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from dlfs.conv import im2col as ic
 from dlfs.conv import modern as mc
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 # A convolution is linear in each of its inputs, so central differences are exact up to rounding
 # for any step: a step of 1e-3 (instead of 1e-6) keeps the rounding error far below the tolerance.

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from dlfs.conv import im2col as ic
 from dlfs.conv import modern as mc
-from dlfs.testing import assert_close, torch_or_skip
+from dlfs.testing import assert_close
+from torch_oracle import torch_or_skip
 
 
 # ----------------------------------------------------------------- receptive field

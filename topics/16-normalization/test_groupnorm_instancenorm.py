@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.nn import normalization as nm
-from dlfs.testing import assert_close, check_gradients, to_numpy, to_torch, torch_or_skip
+from dlfs.testing import assert_close, check_gradients
+from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 
 def images(n=2, c=6, h=3, w=4, seed=0):

@@ -1,4 +1,7 @@
-"""PyTorch as an optional oracle: tests compare against it when it is installed."""
+"""PyTorch as an optional oracle: tests compare against it when it is installed.
+
+Kept with the tests, outside the library (``pyproject.toml`` puts this folder on the test
+path): ``from torch_oracle import torch_or_skip, to_torch, to_numpy``."""
 
 from __future__ import annotations
 
