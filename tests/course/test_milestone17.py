@@ -63,6 +63,24 @@ def test_resuming_a_finished_run_gives_the_same_model_without_training(tiny):
     again = run_tiny(tiny, resume=True)
     assert again.value == first.value, f"expected {first.value} after resuming, got {again.value}"
     assert again.details["history"] == first.details["history"]
+    assert again.details["resumed_after_epoch"] == 2
+
+
+def test_a_killed_run_resumed_ends_like_an_uninterrupted_one_and_says_so(tiny, monkeypatch):
+    from dlfs.train import recipe
+
+    straight = run_tiny(tiny)
+    assert straight.details["resumed_after_epoch"] is None
+    fit = recipe.fit
+    monkeypatch.setattr(recipe, "fit", lambda *a, **kw: fit(*a, **kw, stop_after_epoch=1))
+    tiny["ckpt"] = tiny["ckpt"].parent / "other-ckpt"
+    run_tiny(tiny)                                            # "killed" after epoch 1
+    monkeypatch.setattr(recipe, "fit", fit)
+    resumed = run_tiny(tiny, resume=True)
+    assert resumed.details["resumed_after_epoch"] == 1, resumed.details["resumed_after_epoch"]
+    assert resumed.details["history"]["test_loss"] == straight.details["history"]["test_loss"], \
+        "the resumed run's history differs from the uninterrupted run's"
+    assert resumed.value == straight.value, f"expected {straight.value} after resuming, got {resumed.value}"
 
 
 def test_same_seed_same_result_other_seed_other_weights(tiny):

@@ -37,7 +37,7 @@ import numpy as np
 from dlfs.course.milestones import RESULTS_DIR, MilestoneResult
 from dlfs.course.registry import REPO_ROOT
 from dlfs.errors import UsageError
-from dlfs.train.recipe import TrainConfig
+from dlfs.train.recipe import TrainConfig, read_checkpoint
 
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 
@@ -124,6 +124,10 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, pres
         ckpt = Path(checkpoint_dir or CHECKPOINT_DIR) / f"milestone-17-{name}-seed{seed}.npz"
         if ckpt.exists() and not resume:
             log(f"note: starting afresh; {ckpt} will be overwritten (use --resume to continue it)")
+    # the record says when a run was resumed: its wall time then covers only the last part,
+    # while the history's epoch times cover every epoch
+    resumed_after = (read_checkpoint(ckpt)[0]["epoch"] if resume and ckpt is not None and ckpt.exists()
+                     else None)
     log(f"model: {p.name}, {model.num_parameters():,} "
         f"parameters; {len(x_train):,} training images, {len(x_test):,} test images; "
         f"{p.train.epochs} epochs")
@@ -159,6 +163,7 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, pres
             "recipe": _recipe(p.train),
             **extra,
             "epochs_trained": len(history.test_acc),
+            "resumed_after_epoch": resumed_after,
             "total_train_time_s": round(float(sum(history.epoch_time_s)), 1),
             "history": history.as_dict(),
             "per_class_accuracy": dict(zip(CLASSES, map(float, per_class))),
