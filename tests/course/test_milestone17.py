@@ -145,3 +145,8 @@ def test_predict_flip_tta_averages_the_logits_of_each_image_and_its_mirror():
         assert np.array_equal(got, expected), f"batch {batch}: expected {expected}, got {got}"
     plain = np.argmax(model.forward(x), axis=1)
     assert not np.array_equal(expected, plain), "the example should tell TTA from plain prediction"
+
+
+def test_the_default_preset_is_a_real_preset_with_the_90_percent_target():
+    default = cifar_resnet.PRESETS[cifar_resnet.DEFAULT_PRESET]
+    assert default.target == 0.90 and default.train_limit is None and default.test_limit is None, default

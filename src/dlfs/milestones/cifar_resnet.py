@@ -7,12 +7,13 @@ The final epoch's model is the one reported (no model selection on the test set)
 
 Presets (``dlfs milestone 17 --preset NAME``):
 
-- ``full`` (default): ResNet-20 (He et al. 2016, 0.27 M parameters), 30 epochs;
+- ``resnet9-20ep`` (default, ``DEFAULT_PRESET``): ResNet-9 for 20 epochs (about 3 hours), the
+  first preset measured at the 90% target (90.27% with flip TTA, 88.96% without);
+- ``full``: ResNet-20 (He et al. 2016, 0.27 M parameters), 30 epochs;
 - ``resnet9``: ResNet-9 (``dlfs.conv.resnet9``, after Page's DAWNBench network) at half width,
   1.6 M parameters, 13 epochs; the reported accuracy uses flip test-time augmentation (the mean
   of the logits of each test image and its mirror), and the record also gives it without;
 - ``resnet9-long``: the same network and recipe for 17 epochs (about 2.5 hours);
-- ``resnet9-20ep``: the same network and recipe for 20 epochs (about 3 hours);
 - ``quick``: an 8-layer ResNet with widths (32, 64, 128) whose stem halves the image, 11 epochs —
   a learner's run of under half an hour;
 - ``mnist-cnn``: the Module 2 stack on MNIST (``dlfs.milestones.mnist_cnn``), target 99.0%;
@@ -91,6 +92,7 @@ PRESETS = {
     "quick": Preset(1, (32, 64, 128), TrainConfig(epochs=11, warmup_epochs=0.5), target=0.80,
                     stem_stride=2),
 }
+DEFAULT_PRESET = "resnet9-20ep"
 SMOKE = Preset(1, (16, 32, 64), TrainConfig(epochs=3, warmup_epochs=0.3), target=0.30,
                train_limit=5000, test_limit=2000)
 
@@ -106,7 +108,7 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, pres
     if preset is not None and preset not in PRESETS:
         raise UsageError(f"Milestone 17 has no preset {preset!r}; choose one of "
                          f"{', '.join([*PRESETS, 'mnist-cnn'])}")
-    name = "smoke" if smoke else (preset or "full")
+    name = "smoke" if smoke else (preset or DEFAULT_PRESET)
     p = SMOKE if smoke else PRESETS[name]
 
     from dlfs.data.cifar import CLASSES, load_cifar10
