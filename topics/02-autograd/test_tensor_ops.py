@@ -216,18 +216,40 @@ def test_matches_torch(torch, name):
                      what=f"gradient of input {k} of {name} vs torch")
 
 
-def test_max_splits_the_gradient_evenly_among_ties(torch):
-    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [0.0, -1.0, 5.0]])
-    t = Tensor(x, requires_grad=True)
+TIES = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [0.0, -1.0, 5.0]])
+
+
+def test_max_splits_the_gradient_evenly_among_ties():
+    t = Tensor(TIES, requires_grad=True)
     t.max(axis=1).sum().backward()
     expected = np.array([[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3], [0, 0, 1]])
-    assert_close(t.grad, expected, what="gradient of max over rows with ties (split evenly)")
-    tt = torch.tensor(x, requires_grad=True)
+    assert_close(t.grad, expected, rtol=1e-12, atol=0,
+                 what="gradient of max over rows with ties (split evenly among the tied maxima)")
+    dout = np.array([2.0, -3.0, 0.5])
+    weighted = Tensor(TIES, requires_grad=True)
+    weighted.max(axis=1).backward(dout)
+    assert_close(weighted.grad, expected * dout[:, None], rtol=1e-12, atol=0,
+                 what="gradient of max over rows with ties for an upstream gradient [2, -3, 0.5]")
+    cols = Tensor(TIES, requires_grad=True)
+    cols.max(axis=0, keepdims=True).sum().backward()
+    assert_close(cols.grad, [[0, 1, 0], [1, 0, 0], [0, 0, 1]], rtol=1e-12, atol=0,
+                 what="gradient of max over columns (no ties there)")
+    flat = Tensor(np.array([4.0, 1.0, 4.0, 4.0, -2.0]), requires_grad=True)
+    flat.max().backward()
+    assert_close(flat.grad, [1 / 3, 0, 1 / 3, 1 / 3, 0], rtol=1e-12, atol=0,
+                 what="gradient of the max of all elements with a three-way tie")
+    whole = Tensor(TIES, requires_grad=True)
+    whole.max().backward()
+    assert_close(whole.grad, (TIES == 5.0).astype(float), rtol=1e-12, atol=0,
+                 what="gradient of the max of all elements (a single maximum)")
+
+
+def test_max_with_ties_matches_torch(torch):
+    t = Tensor(TIES, requires_grad=True)
+    t.max(axis=1).sum().backward()
+    tt = torch.tensor(TIES, requires_grad=True)
     torch.amax(tt, dim=1).sum().backward()
     assert_close(t.grad, tt.grad.numpy(), what="gradient of max with ties vs torch.amax")
-    whole = Tensor(x, requires_grad=True)
-    whole.max().backward()
-    assert_close(whole.grad, (x == 5.0).astype(float), what="gradient of the max of all elements")
 
 
 def test_indexing_with_repeated_indices_accumulates():

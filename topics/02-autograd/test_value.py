@@ -248,38 +248,66 @@ def test_topological_order_puts_children_first_each_node_once():
             assert where[id(child)] < where[id(node)], "a node appears before one of its children"
 
 
-def test_backward_twice_accumulates_like_torch(torch):
-    def build(a, b):
-        h = (a * b).tanh()
-        return h * a + (b * b).sigmoid() * h
-    a, b = Value(0.4), Value(-1.1)
-    out = build(a, b)
+def _twice_graph(a, b):
+    h = (a * b).tanh()
+    return h * a + (b * b).sigmoid() * h
+
+
+def test_backward_twice_gives_exactly_twice_one_call():
+    x = np.array([0.4, -1.1])
+    a, b = Value(x[0]), Value(x[1])
+    out = _twice_graph(a, b)
     out.backward()
-    once = (a.grad, b.grad)
+    once = np.array([a.grad, b.grad])
+    check_gradients(lambda: np.array(_twice_graph(Value(x[0]), Value(x[1])).data), {"inputs": x},
+                    {"inputs": once})
+    out.backward()
+    assert_close([a.grad, b.grad], 2 * once, rtol=1e-12,
+                 what="leaf gradients after two backward() calls: exactly twice one call "
+                      "(interior nodes must not carry the first pass into the second)")
+
+
+def test_backward_twice_matches_torch(torch):
+    a, b = Value(0.4), Value(-1.1)
+    out = _twice_graph(a, b)
+    out.backward()
     out.backward()
     ta = torch.tensor(0.4, requires_grad=True)
     tb = torch.tensor(-1.1, requires_grad=True)
-    t_out = build(ta, tb)
+    t_out = _twice_graph(ta, tb)
     t_out.backward(retain_graph=True)
     t_out.backward()
-    assert_close([a.grad, b.grad], [2 * once[0], 2 * once[1]], rtol=1e-12,
-                 what="leaf gradients after two backward() calls: exactly twice one call "
-                      "(interior nodes must not carry the first pass into the second)")
     assert_close([a.grad, b.grad], [ta.grad.item(), tb.grad.item()], rtol=1e-10,
                  what="leaf gradients after two backward() calls vs torch (retain_graph)")
 
 
-def test_two_outputs_sharing_a_subgraph_add_their_gradients(torch):
-    def build(x, y):
-        h = (x * y + 1).tanh()
-        return h * 3, (h * x).exp()
+def _two_outputs(x, y):
+    h = (x * y + 1).tanh()
+    return h * 3, (h * x).exp()
+
+
+def test_two_outputs_sharing_a_subgraph_add_their_gradients():
+    v = np.array([0.5, -0.8])
+    x, y = Value(v[0]), Value(v[1])
+    first, second = _two_outputs(x, y)
+    first.backward()
+    second.backward()
+
+    def total():
+        f, s = _two_outputs(Value(v[0]), Value(v[1]))
+        return np.array(f.data + s.data)
+
+    check_gradients(total, {"inputs": v}, {"inputs": np.array([x.grad, y.grad])})
+
+
+def test_two_outputs_sharing_a_subgraph_match_torch(torch):
     x, y = Value(0.5), Value(-0.8)
-    first, second = build(x, y)
+    first, second = _two_outputs(x, y)
     first.backward()
     second.backward()
     tx = torch.tensor(0.5, requires_grad=True)
     ty = torch.tensor(-0.8, requires_grad=True)
-    t_first, t_second = build(tx, ty)
+    t_first, t_second = _two_outputs(tx, ty)
     t_first.backward(retain_graph=True)
     t_second.backward()
     assert_close([x.grad, y.grad], [tx.grad.item(), ty.grad.item()], rtol=1e-10,
