@@ -118,16 +118,36 @@ def test_tensor_ops_at_huge_values_have_finite_exact_gradients(c):
                      what=f"gradient of Tensor.log_softmax at x ~ {c:g}")
 
 
+HUGE_LOGITS = np.array([[1e4, -1e4, 0.0], [3e3, 3e3 + 1.0, -5e3]])
+HUGE_LABELS = np.array([1, 0])
+
+
+def _cross_entropy_of_huge_logits():
+    t = Tensor(HUGE_LOGITS, requires_grad=True)
+    loss = -t.log_softmax(axis=-1)[np.arange(2), HUGE_LABELS].mean()
+    loss.backward()
+    return loss, t
+
+
+def test_cross_entropy_of_huge_logits_by_hand():
+    # row 0: logsumexp = 1e4 (the other terms vanish), so -log p[1] = 1e4 - (-1e4) = 2e4;
+    # row 1: offsets from 3001 are (-1, 0, -8001), so -log p[0] = 1 + log(1 + e^-1).
+    # The gradient is (softmax - onehot) / 2: row 0 (1, 0, 0) - (0, 1, 0), row 1 (σ(-1), σ(1), 0) - (1, 0, 0).
+    loss, t = _cross_entropy_of_huge_logits()
+    assert np.isfinite(loss.data) and np.isfinite(t.grad).all(), \
+        f"cross-entropy of huge logits must stay finite, got loss {loss.data} and gradient {t.grad}"
+    assert_close(loss.data, (2e4 + 1 + np.log1p(np.exp(-1.0))) / 2, rtol=1e-12,
+                 what="cross-entropy of huge logits")
+    sig = 1 / (1 + np.exp(-1.0))
+    assert_close(t.grad, np.array([[1.0, -1.0, 0.0], [-sig, sig, 0.0]]) / 2, rtol=1e-10, atol=1e-300,
+                 what="gradient of the cross-entropy of huge logits: (softmax - onehot) / 2")
+
+
 def test_cross_entropy_of_huge_logits_matches_torch():
     torch = torch_or_skip()
-    logits = np.array([[1e4, -1e4, 0.0], [3e3, 3e3 + 1.0, -5e3]])
-    labels = np.array([1, 0])
-    t = Tensor(logits, requires_grad=True)
-    loss = -t.log_softmax(axis=-1)[np.arange(2), labels].mean()
-    loss.backward()
-    tt = torch.tensor(logits, requires_grad=True)
-    t_loss = torch.nn.functional.cross_entropy(tt, torch.tensor(labels))
+    loss, t = _cross_entropy_of_huge_logits()
+    tt = torch.tensor(HUGE_LOGITS, requires_grad=True)
+    t_loss = torch.nn.functional.cross_entropy(tt, torch.tensor(HUGE_LABELS))
     t_loss.backward()
-    assert np.isfinite(loss.data) and np.isfinite(t.grad).all(), "cross-entropy of huge logits must stay finite"
     assert_close(loss.data, t_loss.item(), rtol=1e-12, what="cross-entropy of huge logits vs torch")
     assert_close(t.grad, tt.grad.numpy(), rtol=1e-10, atol=1e-300, what="its gradient vs torch")

@@ -71,16 +71,34 @@ def _small_graph(lib_tanh, x, w, b):
     return (h * h).mean() + (h.sum() * w).sum()
 
 
-def test_backward_twice_accumulates_like_torch(torch):
-    rng = np.random.default_rng(1)
-    xv, wv, bv = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+def _small_graph_values(seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+
+
+def _numpy_small_graph(xv, wv, bv):
+    h = np.tanh(xv @ wv + bv)
+    return np.array((h * h).mean() + (h.sum() * wv).sum())
+
+
+def test_backward_twice_gives_exactly_twice_one_call():
+    xv, wv, bv = _small_graph_values()
     x, w, b = Tensor(xv), Tensor(wv, requires_grad=True), Tensor(bv, requires_grad=True)
     loss = _small_graph(lambda t: t.tanh(), x, w, b)
     loss.backward()
     once = (w.grad.copy(), b.grad.copy())
+    check_gradients(lambda: _numpy_small_graph(xv, wv, bv), {"w": wv, "b": bv}, {"w": once[0], "b": once[1]})
     loss.backward()
     assert_close(w.grad, 2 * once[0], rtol=1e-12, what="w.grad after two backward() calls (twice one call)")
     assert_close(b.grad, 2 * once[1], rtol=1e-12, what="b.grad after two backward() calls (twice one call)")
+
+
+def test_backward_twice_matches_torch(torch):
+    xv, wv, bv = _small_graph_values()
+    x, w, b = Tensor(xv), Tensor(wv, requires_grad=True), Tensor(bv, requires_grad=True)
+    loss = _small_graph(lambda t: t.tanh(), x, w, b)
+    loss.backward()
+    loss.backward()
     tw = torch.tensor(wv, requires_grad=True)
     tb = torch.tensor(bv, requires_grad=True)
     t_loss = _small_graph(torch.tanh, torch.tensor(xv), tw, tb)
@@ -90,20 +108,33 @@ def test_backward_twice_accumulates_like_torch(torch):
     assert_close(b.grad, tb.grad.numpy(), rtol=1e-10, what="b.grad after two backward() calls vs torch")
 
 
-def test_two_losses_sharing_a_subgraph_add_their_gradients(torch):
-    rng = np.random.default_rng(2)
-    xv = rng.standard_normal((2, 3))
+def _two_losses(x):
+    h = (x * 2).sigmoid()
+    return (h * h).sum(), h.exp().mean()
 
-    def build(x):
-        h = (x * 2).sigmoid()
-        return (h * h).sum(), h.exp().mean()
 
+def test_two_losses_sharing_a_subgraph_add_their_gradients():
+    xv = np.random.default_rng(2).standard_normal((2, 3))
     x = Tensor(xv, requires_grad=True)
-    first, second = build(x)
+    first, second = _two_losses(x)
+    first.backward()
+    second.backward()
+
+    def numpy_total():
+        h = 1 / (1 + np.exp(-2 * xv))
+        return np.array((h * h).sum() + np.exp(h).mean())
+
+    check_gradients(numpy_total, {"x": xv}, {"x": x.grad})
+
+
+def test_two_losses_sharing_a_subgraph_match_torch(torch):
+    xv = np.random.default_rng(2).standard_normal((2, 3))
+    x = Tensor(xv, requires_grad=True)
+    first, second = _two_losses(x)
     first.backward()
     second.backward()
     tx = torch.tensor(xv, requires_grad=True)
-    t_first, t_second = build(tx)
+    t_first, t_second = _two_losses(tx)
     t_first.backward(retain_graph=True)
     t_second.backward()
     assert_close(x.grad, tx.grad.numpy(), rtol=1e-10, what="x.grad after backward() from two losses vs torch")
@@ -220,16 +251,41 @@ def _mlp_loss(X, y, W1, b1, W2, b2, log_softmax, relu):
     return -logp[np.arange(len(y)), y].mean()        # cross-entropy
 
 
-def test_mlp_cross_entropy_matches_torch_and_finite_differences(torch):
+def _mlp_case():
     rng = np.random.default_rng(6)               # no pre-activation near relu's kink, no tiny gradient
     N, D, H, C = 6, 4, 5, 3
     X = rng.standard_normal((N, D))
     y = rng.integers(0, C, N)
     params = {"W1": rng.standard_normal((D, H)), "b1": rng.standard_normal(H) * 0.1,
               "W2": rng.standard_normal((H, C)), "b2": rng.standard_normal(C) * 0.1}
+    return X, y, params
+
+
+def _our_mlp_gradients(X, y, params):
     ours = {k: Tensor(v, requires_grad=True) for k, v in params.items()}
     loss = _mlp_loss(Tensor(X), y, **ours, log_softmax=lambda t: t.log_softmax(axis=-1), relu=lambda t: t.relu())
     loss.backward()
+    return loss, ours
+
+
+def test_mlp_cross_entropy_matches_finite_differences():
+    X, y, params = _mlp_case()
+    loss, ours = _our_mlp_gradients(X, y, params)
+
+    def numpy_loss():
+        h = np.maximum(X @ params["W1"] + params["b1"], 0)
+        z = h @ params["W2"] + params["b2"]
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return np.array(-logp[np.arange(len(y)), y].mean())
+
+    assert_close(loss.data, numpy_loss(), rtol=1e-12, what="cross-entropy of the MLP vs NumPy")
+    check_gradients(numpy_loss, params, {k: ours[k].grad for k in params})
+
+
+def test_mlp_cross_entropy_matches_torch(torch):
+    X, y, params = _mlp_case()
+    loss, ours = _our_mlp_gradients(X, y, params)
     theirs = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     t_loss = _mlp_loss(torch.tensor(X), torch.tensor(y), **theirs,
                        log_softmax=lambda t: torch.log_softmax(t, dim=-1), relu=torch.relu)
@@ -237,12 +293,3 @@ def test_mlp_cross_entropy_matches_torch_and_finite_differences(torch):
     assert_close(loss.data, t_loss.item(), rtol=1e-10, what="cross-entropy of the MLP vs torch")
     for k in params:
         assert_close(ours[k].grad, theirs[k].grad.numpy(), rtol=1e-9, atol=1e-12, what=f"d loss/d {k} vs torch")
-
-    def numpy_loss():
-        h = np.maximum(X @ params["W1"] + params["b1"], 0)
-        z = h @ params["W2"] + params["b2"]
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return np.array(-logp[np.arange(N), y].mean())
-
-    check_gradients(numpy_loss, params, {k: ours[k].grad for k in params})
