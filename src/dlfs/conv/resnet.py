@@ -24,8 +24,9 @@ pooling and a linear classifier: 6n + 2 layers with weights. ``n = 3`` with widt
 
 What you write: the shortcut in ``BasicBlock.__init__``, ``BasicBlock.forward`` and
 ``BasicBlock.backward``, and the stages and head in ``ResNet.__init__``. The layers
-(``Conv2d``, ``BatchNorm2d``, ``ReLU``, ``GlobalAvgPool2d``, ``Linear``, ``Sequential``) come
-from earlier topics.
+``Conv2d``, ``ReLU``, ``GlobalAvgPool2d``, ``Linear`` and ``Sequential`` come from earlier
+topics; ``BatchNorm2d`` comes from Topic 16 (``dlfs.nn.normalization``, batch norm with
+per-channel statistics over (N, H, W)), which the course reaches later.
 
 Shapes: x (N, C, H, W); logits (N, num_classes). Everything keeps the parameters' dtype
 (float32 for training, float64 for gradient checks).
