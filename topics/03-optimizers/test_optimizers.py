@@ -171,6 +171,34 @@ def test_nesterov_two_steps_by_hand():
                  what="Nesterov SGD θ after step 2 (step along g2 + μ·b2)")
 
 
+@pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
+def test_momentum_buffer_is_its_own_array(nesterov):
+    # A training loop zeroes the gradient in place (zero_grad(set_to_none=False)) and backward
+    # then adds into that same array. A buffer that *is* the gradient array (b = g1 instead of a
+    # copy) is wiped by the zero_grad, and step 2 no longer uses b2 = μ·g1 + g2.
+    g1, g2 = np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.0, -1.0])
+    theta0 = np.array([0.3, 0.1, -0.2])
+    lr, mu = 0.1, 0.9
+    p = Param(theta0, grad=g1)
+    grad_array = p.grad
+    opt = optim.SGD([p], lr=lr, momentum=mu, nesterov=nesterov)
+    opt.step()
+    buf = opt.state[0].get("momentum_buffer")
+    assert buf is not None, f"after one step the state should hold 'momentum_buffer', got {sorted(opt.state[0])}"
+    assert not np.shares_memory(buf, grad_array), \
+        "the momentum buffer shares memory with p.grad: store a copy of the first gradient"
+    theta1 = theta0 - lr * ((1 + mu) * g1 if nesterov else g1)
+    opt.zero_grad(set_to_none=False)               # zeroes p.grad in place ...
+    p.grad += g2                                   # ... and the next backward accumulates into it
+    opt.step()
+    b2 = mu * g1 + g2
+    direction = g2 + mu * b2 if nesterov else b2
+    kind = "Nesterov" if nesterov else "momentum"
+    assert_close(p.data, theta1 - lr * direction, rtol=1e-12,
+                 what=f"{kind} SGD θ after zero_grad(set_to_none=False) and step 2 (buffer b2 = μ·g1 + g2)")
+    assert_close(p.grad, g2, rtol=0, atol=0, what="p.grad after step 2 (the step must not modify it)")
+
+
 def test_momentum_on_a_constant_gradient_builds_up_to_g_over_one_minus_mu():
     # b_k = g (1 - μ^k) / (1 - μ)  ->  θ_k = θ_0 - lr g Σ_{j=1..k} (1 - μ^j) / (1 - μ)
     g = np.array([1.0, -0.5, 2.0])
