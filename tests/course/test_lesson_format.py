@@ -75,6 +75,7 @@ def question_problems(text: str, number: int) -> list[str]:
 def test_hints_follow_the_format(topic):
     for level in (1, 2, 3):
         path = topic.hint(level)
+        assert path.exists(), f"Topic {topic.id}: {path} is missing"
         problems = hint_problems(path.read_text(), level)
         assert not problems, f"{path}: " + "; ".join(problems)
 
@@ -82,6 +83,7 @@ def test_hints_follow_the_format(topic):
 @pytest.mark.parametrize("topic", built_topics(), ids=lambda t: t.id)
 def test_questions_follow_the_format(topic):
     path = topic.folder / "questions.md"
+    assert path.exists(), f"Topic {topic.id}: {path} is missing"
     problems = question_problems(path.read_text(), topic.number)
     assert not problems, f"{path}: " + "; ".join(problems)
 
