@@ -1,11 +1,11 @@
-"""Test helpers for whole layers and networks: non-trivial BatchNorm state, and a gradient
-check of a layer's input and every parameter at once."""
+"""Test helpers for whole layers and networks: non-trivial BatchNorm state, and the older
+name of the one-input gradient check (:func:`dlfs.testing.check_layer` does the work)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlfs.testing.gradcheck import check_gradients
+from dlfs.testing.checks import check_layer
 
 
 def randomize_batchnorm(model, seed: int = 0) -> None:
@@ -24,16 +24,7 @@ def randomize_batchnorm(model, seed: int = 0) -> None:
 
 def check_layer_gradients(layer, x: np.ndarray, *, seed: int = 0, h: float = 1e-6,
                           tol: float = 1e-6) -> dict[str, float]:
-    """Run ``layer`` forward on x (float64) and backward with a random upstream gradient (from
-    ``seed``), then compare dx and every parameter's gradient with central differences.
-
-    The parameters' gradients are cleared first. Returns name -> max relative error ("x" for
-    the input); raises AssertionError naming the first gradient that disagrees."""
-    layer.zero_grad()
-    y = layer.forward(x)
-    dy = np.random.default_rng(seed).standard_normal(y.shape)
-    dx = layer.backward(dy)
-    params = dict(layer.named_parameters())
-    inputs = {"x": x, **{name: p.data for name, p in params.items()}}
-    analytic = {"x": dx, **{name: p.grad for name, p in params.items()}}
-    return check_gradients(lambda: layer.forward(x), inputs, analytic, dout=dy, h=h, tol=tol)
+    """:func:`dlfs.testing.check_layer` for a one-input layer without a PyTorch counterpart:
+    dx and every parameter's gradient against central differences. Returns name -> max
+    relative error ("x" for the input); raises AssertionError naming the first that disagrees."""
+    return check_layer(layer, x, seed=seed, h=h, tol=tol).errors
