@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.nn import layers as L
-from dlfs.testing import assert_close, check_gradients
+from dlfs.testing import assert_close, check_layer, check_op
 from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 
@@ -95,23 +95,19 @@ def test_linear_backward_function_matches_the_formulas(shape):
 
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 5)])
 def test_linear_backward_function_matches_finite_differences(shape):
-    x, W, b, dy = randn(*shape, seed=4), randn(5, 3, seed=5), randn(3, seed=6), randn(*shape[:-1], 3, seed=7)
-    dx, dW, db = L.linear_backward(dy, x, W)
-    check_gradients(lambda: x @ W + b, {"x": x, "W": W, "b": b}, {"x": dx, "W": dW, "b": db}, dout=dy)
+    """linear_backward's (dx, dW, db) against central differences of y = x @ W + b."""
+    x, W, b = randn(*shape, seed=4), randn(5, 3, seed=5), randn(3, seed=6)
+    check_op(lambda x, W, b: x @ W + b, lambda dy, x, W, b: L.linear_backward(dy, x, W), x, {"W": W, "b": b})
 
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 5)])
 def test_linear_layer_backward_matches_finite_differences(shape, bias):
-    layer = make_linear(5, 3, bias=bias)
-    x, dy = randn(*shape, seed=8), randn(*shape[:-1], 3, seed=9)
-    layer.forward(x)
-    dx = layer.backward(dy)
-    inputs = {"x": x, "W": layer.W.data}
-    analytic = {"x": dx, "W": layer.W.grad}
-    if bias:
-        inputs["b"], analytic["b"] = layer.b.data, layer.b.grad
-    check_gradients(lambda: layer.forward(x), inputs, analytic, dout=dy)
+    """dx, dW and db against central differences; then against torch.nn.Linear with the same
+    weights (its weight is our W transposed) when PyTorch is installed."""
+    check_layer(make_linear(5, 3, bias=bias), randn(*shape, seed=8),
+                torch_layer=lambda torch: torch.nn.Linear(5, 3, bias=bias),
+                param_map={"W": ("weight", np.transpose), "b": "bias"}, oracle=torch_or_skip)
 
 
 def test_linear_matches_torch():

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlfs.nn import normalization as nm
-from dlfs.testing import assert_close, check_gradients
+from dlfs.testing import assert_close, check_layer
 from torch_oracle import to_numpy, to_torch, torch_or_skip
 
 
@@ -22,6 +22,9 @@ def randomise(layer, seed=1):
     if getattr(layer, "beta", None) is not None:
         layer.beta.data[...] = rng.normal(size=layer.beta.shape)
     return layer
+
+
+TORCH_NAMES = {"gamma": "weight", "beta": "bias"}      # our γ, β are PyTorch's weight, bias
 
 
 def torch_copy(layer, tlayer, torch):
@@ -66,17 +69,10 @@ def test_layernorm_matches_torch(shape, normalized_shape, kwargs):
 
 @pytest.mark.parametrize("shape, normalized_shape, kwargs", LN_CASES, ids=str)
 def test_layernorm_backward_matches_finite_differences(shape, normalized_shape, kwargs):
-    ln = randomise(nm.LayerNorm(normalized_shape, dtype=np.float64, **kwargs))
-    x = randn(*shape, seed=3)
-    dy = randn(*shape, seed=4)
-    ln.forward(x)
-    dx = ln.backward(dy)
-    inputs, analytic = {"x": x}, {"x": dx}
-    for name in ("gamma", "beta"):
-        p = getattr(ln, name)
-        if p is not None:
-            inputs[name], analytic[name] = p.data, p.grad.copy()
-    check_gradients(lambda: ln.forward(x), inputs, analytic, dout=dy)
+    """dx, dγ and dβ against central differences, then against torch.nn.LayerNorm when installed."""
+    check_layer(randomise(nm.LayerNorm(normalized_shape, dtype=np.float64, **kwargs)), randn(*shape, seed=3),
+                torch_layer=lambda torch: torch.nn.LayerNorm(normalized_shape, **kwargs),
+                param_map=TORCH_NAMES, oracle=torch_or_skip)
 
 
 def test_layernorm_standardises_each_sample_over_the_trailing_axes():
@@ -131,15 +127,11 @@ def test_rmsnorm_matches_torch(shape, normalized_shape, kwargs):
 
 @pytest.mark.parametrize("shape, normalized_shape, kwargs", RMS_CASES, ids=str)
 def test_rmsnorm_backward_matches_finite_differences(shape, normalized_shape, kwargs):
-    rms = randomise(nm.RMSNorm(normalized_shape, dtype=np.float64, **kwargs))
-    x = randn(*shape, seed=10, loc=0.5)
-    dy = randn(*shape, seed=11)
-    rms.forward(x)
-    dx = rms.backward(dy)
-    inputs, analytic = {"x": x}, {"x": dx}
-    if rms.gamma is not None:
-        inputs["gamma"], analytic["gamma"] = rms.gamma.data, rms.gamma.grad.copy()
-    check_gradients(lambda: rms.forward(x), inputs, analytic, dout=dy)
+    """dx and dγ against central differences, then against torch.nn.RMSNorm when installed."""
+    check_layer(randomise(nm.RMSNorm(normalized_shape, dtype=np.float64, **kwargs)),
+                randn(*shape, seed=10, loc=0.5),
+                torch_layer=lambda torch: torch.nn.RMSNorm(normalized_shape, **kwargs),
+                param_map=TORCH_NAMES, oracle=torch_or_skip)
 
 
 def test_rmsnorm_divides_by_the_root_mean_square_without_centring():
