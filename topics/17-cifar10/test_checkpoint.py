@@ -1,5 +1,6 @@
 """Topic 17: checkpoints — exact round trip, corrupt files, other architectures, atomic writes."""
 
+import json
 import os
 
 import numpy as np
@@ -187,6 +188,47 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, other):
         recipe.load_checkpoint(path, target, opt2, sched2)
     assert str(path) in str(info.value), f"the message must name the file; got: {info.value}"
     assert_same_snapshot(snapshot(target, opt2, sched2), before, f"after refusing the checkpoint ({other})")
+
+
+def _rewrite_schedule_state(path, state):
+    """Rewrite the checkpoint at ``path`` with ``state`` as the schedule's saved state."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    doc = json.loads(bytes(arrays["meta.json"]).decode())
+    doc["scheduler"] = state
+    arrays["meta.json"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("mismatch", ["fewer-parameters", "parameters-in-another-order",
+                                      "adam-state-of-more-parameters", "schedule-state"])
+def test_checkpoint_whose_optimiser_state_does_not_fit_changes_nothing(tmp_path, mismatch):
+    """The model fits, the optimiser's (or the schedule's) state does not: refuse before loading
+    anything, so the model is not left holding the checkpoint's weights."""
+    model = tiny_resnet(0)
+    opt, sched = make_run(model, "adam" if mismatch.startswith("adam") else "sgd")
+    train_steps(model, opt, sched, batches_of(*images(16)))
+    path = recipe.save_checkpoint(tmp_path / "c.npz", model, opt, sched, 1, recipe.History())
+
+    target = tiny_resnet(1)                                     # same architecture: the model part fits
+    params = target.parameters()
+    if mismatch == "fewer-parameters":                          # the saved state has one index too many
+        opt2 = SGD(params[:-1], lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    elif mismatch == "parameters-in-another-order":             # same count, the shapes do not line up
+        opt2 = SGD(params[::-1], lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    elif mismatch == "adam-state-of-more-parameters":           # arrays and step counts beyond the list
+        opt2 = Adam(params[:3], lr=0.01, weight_decay=1e-4)
+    else:                                                       # a schedule state without base_lr
+        opt2 = SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        _rewrite_schedule_state(path, {"last_step": 4})
+    sched2 = CosineWithWarmup(opt2, warmup_steps=2, total_steps=20, min_lr=1e-3)
+    train_steps(target, opt2, sched2, batches_of(*images(8, seed=2)))   # some state of its own to keep
+    before = snapshot(target, opt2, sched2)
+    with pytest.raises(DataError) as info:
+        recipe.load_checkpoint(path, target, opt2, sched2)
+    assert str(path) in str(info.value), f"the message must name the file; got: {info.value}"
+    assert_same_snapshot(snapshot(target, opt2, sched2), before, f"after refusing the checkpoint ({mismatch})")
 
 
 # ----------------------------------------------------------------- atomic writes

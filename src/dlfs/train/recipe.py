@@ -181,8 +181,9 @@ def load_checkpoint(path: str | os.PathLike, model, optimizer, scheduler) -> tup
 
     Returns ``(epoch, history, meta)``. Raises :class:`dlfs.errors.DataError` with the path
     and the reason when the file is missing, truncated, not a checkpoint, or does not fit the
-    model (different architecture) or the optimiser; everything is checked before anything
-    is loaded, so nothing is modified in that case.
+    model (different architecture), the optimiser (parameter count or shapes) or the schedule
+    (its state's keys); everything is checked before anything is loaded, so nothing is
+    modified in that case.
     """
     path = Path(path)
     doc, arrays = read_checkpoint(path)
@@ -215,6 +216,13 @@ def load_checkpoint(path: str | os.PathLike, model, optimizer, scheduler) -> tup
             if not 0 <= i < len(params) or (isinstance(v, np.ndarray) and v.shape != params[i].data.shape):
                 raise DataError(f"checkpoint {path}: optimiser state {key!r} of parameter {i} does not "
                                 f"fit this model's parameters; delete it to start over")
+    sched_state = doc["scheduler"]
+    if scheduler is not None and sched_state is not None:
+        own_sched = scheduler.state_dict()
+        if not isinstance(sched_state, dict) or set(sched_state) != set(own_sched) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in sched_state.values()):
+            raise DataError(f"checkpoint {path}: the schedule's state {sched_state!r} does not fit this "
+                            f"schedule (numbers for {sorted(own_sched)}); delete it to start over")
     model.load_state_dict(model_state)
     optimizer.load_state_dict({"lr": lr, "state": opt_state})
     if scheduler is not None and doc["scheduler"] is not None:
