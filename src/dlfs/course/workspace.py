@@ -14,7 +14,7 @@ from pathlib import Path
 from dlfs.course.registry import REPO_ROOT, Topic
 from dlfs.course.stubgen import make_stub
 from dlfs.errors import DlfsError
-from dlfs.io import atomic_write_text
+from dlfs.io import atomic_write_text, unused_path
 
 ENV_VAR = "DLFS_WORKSPACE"
 
@@ -58,11 +58,7 @@ def reset_exercise(topic: Topic, workspace: Path | None = None) -> list[tuple[Pa
     for module, path in learner_files(topic, ws).items():
         backup = None
         if path.exists():
-            backup = ws / ".backups" / topic.folder_name / f"{path.stem}.{stamp}.py"
-            n = 1
-            while backup.exists():
-                backup = backup.with_name(f"{path.stem}.{stamp}-{n}.py")
-                n += 1
+            backup = unused_path(ws / ".backups" / topic.folder_name / f"{path.stem}.{stamp}.py")
             atomic_write_text(backup, path.read_text(encoding="utf-8"))
         atomic_write_text(path, stub_source(topic, module))
         done.append((path, backup))
