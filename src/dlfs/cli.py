@@ -121,15 +121,8 @@ def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=Fals
         _start(t)
         report = grading.run_learner(t)
     click.echo(ui.render_report(report, show_all=show_all, verbose=verbose))
-    if report.target == "learner" and report.all_passed:
-        state = _progress()
-        if state.status(t.number) != progress_mod.COMPLETE:
-            state.mark(t.number, progress_mod.COMPLETE, via="check")
-            state.save()
-            click.secho(f"\n🎉 Topic {t.id} complete! `dlfs solution {t.number}` shows the reference "
-                        "to compare with.", fg="green")
-        elif not quiet_mark:
-            click.echo("(already marked complete)")
+    if report.target == "learner":
+        _record_check(t, report.all_passed, quiet_mark=quiet_mark)
     return report
 
 
@@ -209,26 +202,39 @@ def watch_cmd(topic):
     _watch(topic)
 
 
+HINT_TIERS = {1: "direction", 2: "pseudocode", 3: "the tricky detail"}
+
+
 def _show_hint(t, level):
+    """Hint ``level`` of topic ``t``; without a level, the next one not seen yet (1, 2, then 3,
+    which stays)."""
     state = _progress()
     if level is None:
         level = min(state.hints_seen.get(t.number, 0) + 1, 3)
     path = t.hint(level)
     if not path.exists():
         raise DlfsError(f"Topic {t.id} has no hint {level} ({path} is missing).")
-    click.secho(f"Topic {t.id} · hint {level}/3", bold=True)
+    click.secho(f"Topic {t.id} · hint {level}/3: {HINT_TIERS[level]}", bold=True)
     click.echo(path.read_text(encoding="utf-8").rstrip())
     if level < 3:
-        click.echo(f"\n(`dlfs hint {t.number} {level + 1}` for the next hint)")
+        click.echo(f"\n(`dlfs hint {t.number}` again shows hint {level + 1}, "
+                   f"{HINT_TIERS[level + 1]}; `dlfs hint {t.number} 1`-`3` shows a given one)")
+    else:
+        click.echo(f"\n(that was the last hint; `dlfs hint {t.number} 1` or `2` shows an "
+                   "earlier one)")
     state.saw_hint(t.number, level)
-    state.save()
+    try:
+        state.save()
+    except DlfsError as exc:           # the hint was shown; only the record of it is missing
+        click.secho(f"warning: {exc}", err=True, fg="yellow")
 
 
 @main.command()
 @click.argument("topic")
 @click.argument("level", required=False, type=click.IntRange(1, 3))
 def hint(topic, level):
-    """Show a hint for TOPIC: 1 direction, 2 pseudocode, 3 the tricky detail."""
+    """Show a hint for TOPIC: the next one you have not seen, or LEVEL (1 direction,
+    2 pseudocode, 3 the tricky detail)."""
     _show_hint(get_topic(topic), level)
 
 
@@ -271,17 +277,43 @@ def list_cmd():
     click.echo(ui.render_list(_progress()))
 
 
-def _topics_arg(numbers) -> list:
+def _record_check(t, passed: bool, *, quiet_mark: bool = False) -> None:
+    """Store the outcome of a check of the learner's file and say what it changed. A pass
+    that cannot be recorded is an error (exit 1), never a silent loss."""
+    state = _progress()
+    event = state.record_check(t.number, passed)
+    try:
+        state.save()
+    except DlfsError as exc:
+        if event == progress_mod.COMPLETED:
+            raise DlfsError(f"Topic {t.id} passes every check, but its completion could not be "
+                            f"recorded. {exc}") from None
+        click.secho(f"warning: {exc}", err=True, fg="yellow")
+        return
+    if event == progress_mod.COMPLETED:
+        click.secho(f"\n🎉 Topic {t.id} complete! `dlfs solution {t.number}` shows the reference "
+                    "to compare with.", fg="green")
+    elif event == progress_mod.FIXED:
+        click.secho(f"\nTopic {t.id} passes again.", fg="green")
+    elif event == progress_mod.REGRESSED:
+        click.secho(f"\nTopic {t.id} was complete, but its checks fail now. It stays complete "
+                    "and shows as \"was complete, now failing\" until they pass again "
+                    f"(`dlfs unmark {t.number}` removes the completion).", fg="yellow")
+    elif event == progress_mod.PASSING and not quiet_mark:
+        click.echo("(already marked complete)")
+
+
+def _topics_arg(numbers, *, require_built: bool = False) -> list:
     if not numbers:
         raise UsageError("Give at least one topic number, e.g. `dlfs mark 1 2 3`.")
-    return [get_topic(n, require_built=False) for n in numbers]
+    return [get_topic(n, require_built=require_built) for n in numbers]
 
 
 @main.command()
 @click.argument("topics", nargs=-1)
 def mark(topics):
-    """Mark TOPICS complete by hand."""
-    ts = _topics_arg(topics)
+    """Mark TOPICS complete by hand (built topics only)."""
+    ts = _topics_arg(topics, require_built=True)
     state = _progress()
     for t in ts:
         state.mark(t.number, progress_mod.COMPLETE, via="manual")
@@ -316,12 +348,20 @@ def skip(topic):
 @click.argument("topic")
 @click.confirmation_option(prompt="Restore the stub? Your current file is backed up first.")
 def reset(topic):
-    """Restore TOPIC's exercise file(s) to the stub, keeping a backup of yours."""
+    """Restore TOPIC's exercise file(s) to the stub, keeping a backup of yours; TOPIC is no
+    longer marked complete or skipped."""
     from dlfs.course.workspace import reset_exercise
 
     t = get_topic(topic)
+    state = _progress()
+    was = state.status(t.number)
+    state.unmark(t.number)
+    if state.unsaved():
+        state.save()                  # first: if this fails, no file was touched
     for path, backup in reset_exercise(t):
         click.echo(f"Restored {_rel(path)}" + (f"  (your version: {_rel(backup)})" if backup else ""))
+    if was:
+        click.echo(f"Topic {t.id} is no longer marked {was}; it is to do again.")
 
 
 @main.command()

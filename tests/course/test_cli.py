@@ -133,3 +133,140 @@ def test_hints_come_in_three_tiers(dlfs):
     assert "hint 2/3" in dlfs("hint", "1").output          # the next unseen tier
     assert "hint 3/3" in dlfs("hint", "1", "3").output
     assert dlfs("hint", "1", "4").exit_code == 2
+
+
+# -- progress that follows the learner's file -----------------------------------
+
+@pytest.fixture
+def fake_grading(monkeypatch):
+    """`dlfs check` without running pytest: set ``.passed`` to choose the outcome."""
+    from dlfs.course import grading
+
+    outcome = {"passed": True}
+
+    def run_learner(topic, *args, **kwargs):
+        result = "passed" if outcome["passed"] else "failed"
+        return grading.RunReport(topic, "learner", [grading.TestResult(
+            "test_x.py::test_values", result, "" if outcome["passed"] else "AssertionError: no")])
+
+    monkeypatch.setattr(grading, "run_learner", run_learner)
+    return outcome
+
+
+def _status(dlfs):
+    return json.loads(dlfs("status", "--json").output)
+
+
+def test_mark_refuses_a_topic_that_is_not_built(dlfs):
+    r = dlfs("mark", "1", "20")
+    assert r.exit_code == 3 and "Topic 20" in r.output and "not built yet" in r.output
+    assert _status(dlfs)["complete"] == 0              # nothing marked, not even Topic 01
+    assert dlfs("mark", "20").exit_code == 3
+    assert dlfs("unmark", "20").exit_code == 0          # removing an old mark stays possible
+
+
+def test_mark_with_a_read_only_progress_file_says_so_and_loses_nothing(dlfs):
+    assert dlfs("mark", "1").exit_code == 0
+    path = dlfs.workspace / "progress.json"
+    before = path.read_bytes()
+    path.chmod(0o444)
+    r = dlfs("mark", "2")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"error: Your progress could not be saved to {path}: {path} is read-only." in r.output
+    assert "Not recorded: Topic 02 complete." in r.output and "`dlfs mark 2`" in r.output
+    assert path.read_bytes() == before
+
+
+def test_a_workspace_that_cannot_be_written(tmp_path, monkeypatch):
+    (tmp_path / "notes").write_text("a file where the workspace's folder should be")
+    monkeypatch.setenv("DLFS_WORKSPACE", str(tmp_path / "notes" / "workspace"))
+    runner = CliRunner()
+    r = runner.invoke(main, ["mark", "1"], catch_exceptions=False)
+    assert r.exit_code == 1 and "notes is a file, not a folder" in r.output
+    assert "Not recorded: Topic 01 complete." in r.output
+    r = runner.invoke(main, ["skip", "1"], catch_exceptions=False)
+    assert r.exit_code == 1 and "Not recorded: Topic 01 skipped." in r.output
+    r = runner.invoke(main, ["hint", "1"], catch_exceptions=False)    # the hint is still shown
+    assert r.exit_code == 0 and "hint 1/3" in r.output
+    assert "warning: Your progress could not be saved" in r.output
+    assert "only which hints you have seen" in r.output
+
+
+def test_a_passing_check_that_cannot_be_recorded_is_an_error(dlfs, fake_grading, monkeypatch):
+    import errno
+
+    from dlfs import io
+
+    def refuse(src, dst):               # what an immutable progress.json does (chattr +i)
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(dst))
+
+    dlfs("start", "1")
+    monkeypatch.setattr(io.os, "replace", refuse)
+    r = dlfs("check", "1")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "all checks pass" in r.output and "Topic 01 complete!" not in r.output
+    assert "Topic 01 passes every check, but its completion could not be recorded." in r.output
+    assert "immutable" in r.output and "`dlfs mark 1`" in r.output
+    monkeypatch.undo()
+    assert _status(dlfs)["complete"] == 0
+
+
+def test_a_completed_topic_that_fails_again_is_shown_as_now_failing(dlfs, fake_grading):
+    assert dlfs("check", "1").exit_code == 0
+    fake_grading["passed"] = False
+    r = dlfs("check", "1")
+    assert r.exit_code == 1 and 'shows as "was complete, now failing"' in r.output
+    data = _status(dlfs)
+    t1 = data["topics"][0]
+    assert t1["status"] == "complete" and t1["now_failing"] and t1["last_check"] == "failed"
+    assert data["now_failing"] == [1] and data["complete"] == 1 and data["next_topic"] == 2
+    assert "Topic 01 · Tensor Operations & Broadcasting: was complete, now failing" in \
+        dlfs("status").output
+    line = next(ln for ln in dlfs("list").output.splitlines() if "Tensor Operations" in ln)
+    assert "✘ failing" in line and "(was complete, now failing)" in line
+    fake_grading["passed"] = True
+    r = dlfs("check", "1")
+    assert r.exit_code == 0 and "Topic 01 passes again." in r.output
+    assert _status(dlfs)["now_failing"] == [] and "✔ done" in dlfs("list").output
+
+
+def test_reset_unmarks_the_topic(dlfs, fake_grading):
+    assert dlfs("check", "1").exit_code == 0
+    r = dlfs("reset", "1", "--yes")
+    assert r.exit_code == 0 and "Topic 01 is no longer marked complete" in r.output
+    data = _status(dlfs)
+    assert data["topics"][0]["status"] == "todo" and data["next_topic"] == 1
+    dlfs("skip", "2")
+    assert "no longer marked skipped" in dlfs("reset", "2", "--yes").output
+    assert _status(dlfs)["topics"][1]["status"] == "todo"
+
+
+def test_hint_names_its_tier_and_the_next_one(dlfs):
+    r = dlfs("hint", "1")
+    assert "hint 1/3: direction" in r.output
+    assert "`dlfs hint 1` again shows hint 2, pseudocode" in r.output
+    r = dlfs("hint", "1")
+    assert "hint 2/3: pseudocode" in r.output
+    assert "hint 3/3: the tricky detail" in dlfs("hint", "1").output
+    r = dlfs("hint", "1")
+    assert "hint 3/3" in r.output and "that was the last hint" in r.output
+    assert "hint 1/3: direction" in dlfs("hint", "1", "1").output
+
+
+def test_docs_describe_hint_as_it_behaves():
+    """`dlfs hint N` without a level shows the next hint not seen yet; the README and every
+    lesson that shows the command say so, not that it shows the first ("direction") one."""
+    import re
+
+    from dlfs.course.registry import REPO_ROOT
+
+    docs = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "topics").glob("*/README.md"))]
+    bare = re.compile(r"dlfs hint (\d+|N)( \[1\|2\|3\])?\s+#(.*)")
+    seen = 0
+    for doc in docs:
+        for line in doc.read_text(encoding="utf-8").splitlines():
+            m = bare.search(line)
+            if m:
+                seen += 1
+                assert "next" in m.group(3), f"{doc}: {line.strip()!r} should say it shows the next hint"
+    assert seen >= 10

@@ -27,6 +27,8 @@ def next_topic(progress: Progress) -> Topic | None:
 
 def status_symbol(topic: Topic, progress: Progress, nxt: Topic | None) -> str:
     status = progress.status(topic.number)
+    if progress.now_failing(topic.number):
+        return click.style("✘ failing", fg="red")
     if status == COMPLETE:
         return click.style("✔ done   ", fg="green")
     if status == SKIPPED:
@@ -52,9 +54,12 @@ def status_data(progress: Progress) -> dict:
     return {
         "topics": [
             {"number": t.number, "title": t.title, "module": t.module, "built": t.built,
-             "status": progress.status(t.number) or ("todo" if t.built else "coming")}
+             "status": progress.status(t.number) or ("todo" if t.built else "coming"),
+             "last_check": {True: "passed", False: "failed"}.get(progress.last_check(t.number)),
+             "now_failing": progress.now_failing(t.number)}
             for t in all_topics()
         ],
+        "now_failing": [t.number for t in all_topics() if progress.now_failing(t.number)],
         "modules": modules,
         "milestones": [
             {"milestone": ms.topic, "name": ms.name, "target": ms.target, "built": ms.built,
@@ -78,6 +83,10 @@ def render_status(progress: Progress) -> str:
                      f"{done:>2}/{m['total']}{extra}")
     lines.append("")
     lines.append(f"Overall: {data['complete']}/{data['total']} topics complete  {bar(data['complete'], data['total'])}")
+    for n in data["now_failing"]:
+        t = next(t for t in all_topics() if t.number == n)
+        lines.append(click.style(f"  ✘ Topic {t.id} · {t.title}: was complete, now failing "
+                                 f"(`dlfs check {n}`)", fg="red"))
     lines.append("")
     lines.append("Milestones:")
     for ms in data["milestones"]:
@@ -96,7 +105,9 @@ def render_list(progress: Progress) -> str:
             if t.module != m:
                 continue
             ms = f"  🎯 M{t.number}" if t.milestone else ""
-            lines.append(f"  {status_symbol(t, progress, nxt)} {t.number:>2}  {t.title}{ms}")
+            failing = (click.style("  (was complete, now failing)", fg="red")
+                       if progress.now_failing(t.number) else "")
+            lines.append(f"  {status_symbol(t, progress, nxt)} {t.number:>2}  {t.title}{ms}{failing}")
         lines.append("")
     return "\n".join(lines).rstrip()
 
