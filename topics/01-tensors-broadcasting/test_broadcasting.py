@@ -214,18 +214,31 @@ def test_unbroadcast_matches_torch_expand_backward(source, target):
                  what=f"unbroadcast({target} -> {source}) vs torch's gradient of expand")
 
 
-def test_unbroadcast_of_an_elementwise_product_gradient():
-    """d/db sum((a * b) * g) for a (4, 3) and b (3,): torch says g*a summed over rows."""
-    torch = torch_or_skip()
+def _product_case():
     rng = np.random.default_rng(3)
-    a, b, g = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal((4, 3))
+    return rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal((4, 3))
+
+
+def _product_gradients(a, b, g):
+    """Gradients of sum((a * b) * g) for a (4, 3) and b (3,): b's is g*a summed over the rows."""
+    out_shape = bc.broadcast_shapes(a.shape, b.shape)
+    return bc.unbroadcast(g * bc.broadcast_to(b, out_shape), a.shape), bc.unbroadcast(g * a, b.shape)
+
+
+def test_unbroadcast_of_an_elementwise_product_gradient():
+    a, b, g = _product_case()
+    grad_a, grad_b = _product_gradients(a, b, g)
+    check_gradients(lambda: a * b, {"a": a, "b": b}, {"a": grad_a, "b": grad_b}, g)
+
+
+def test_unbroadcast_of_an_elementwise_product_gradient_matches_torch():
+    torch = torch_or_skip()
+    a, b, g = _product_case()
     at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
     (at * bt).backward(torch.tensor(g))
-    out_shape = bc.broadcast_shapes(a.shape, b.shape)
-    grad_a = bc.unbroadcast(g * bc.broadcast_to(b, out_shape), a.shape)
-    grad_b = bc.unbroadcast(g * a, b.shape)
-    assert_close(grad_a, to_numpy(at.grad), what="gradient of a in a * b")
-    assert_close(grad_b, to_numpy(bt.grad), what="gradient of b in a * b (summed over the broadcast rows)")
+    grad_a, grad_b = _product_gradients(a, b, g)
+    assert_close(grad_a, to_numpy(at.grad), what="gradient of a in a * b vs torch")
+    assert_close(grad_b, to_numpy(bt.grad), what="gradient of b in a * b (summed over the broadcast rows) vs torch")
 
 
 @pytest.mark.parametrize("grad_shape, shape", [((3,), (2, 3)), ((2, 3), (4,)), ((2, 3), (2, 2))])
