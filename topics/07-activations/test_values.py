@@ -97,51 +97,104 @@ def test_softmax_and_log_softmax_backward_match_the_jacobian():
                      rtol=1e-12, atol=1e-14, what=f"log_softmax_backward along axis {axis} vs the explicit Jacobian")
 
 
+# ------------------------------------------------------------------------------ at the kink
+
+# name -> (forward, derivative at x = 0 by PyTorch's convention for the one-sided ones)
+AT_ZERO = {
+    "relu": (A.relu, lambda dy, x: A.relu_backward(dy, x), 0.0, 0.0),
+    "leaky_relu(0.2)": (lambda x: A.leaky_relu(x, 0.2), lambda dy, x: A.leaky_relu_backward(dy, x, 0.2), 0.0, 0.2),
+    "elu(0.3)": (lambda x: A.elu(x, 0.3), lambda dy, x: A.elu_backward(dy, x, 0.3), 0.0, 0.3),
+    "gelu": (A.gelu, lambda dy, x: A.gelu_backward(dy, x), 0.0, 0.5),
+    "gelu tanh": (lambda x: A.gelu(x, "tanh"), lambda dy, x: A.gelu_backward(dy, x, "tanh"), 0.0, 0.5),
+    "silu": (A.silu, lambda dy, x: A.silu_backward(dy, x), 0.0, 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(AT_ZERO))
+def test_value_and_derivative_at_exactly_zero(name):
+    """At the kink the one-sided functions take the left derivative: relu'(0) = 0,
+    leaky_relu'(0) = slope, elu'(0) = alpha (as PyTorch); the smooth ones have f'(0) = 1/2."""
+    fwd, bwd, value, slope = AT_ZERO[name]
+    x = np.zeros((2, 3))
+    dy = np.linspace(-1.0, 1.5, 6).reshape(2, 3)
+    assert_close(fwd(x), np.full((2, 3), value), rtol=0, atol=0, what=f"{name}(0)")
+    assert_close(bwd(dy, x), slope * dy, rtol=1e-15, atol=0, what=f"{name} backward at x = 0: dy * {slope}")
+
+
 # ------------------------------------------------------------------------------ vs torch
 
-def torch_cases(F):
+OURS = {
+    "relu": (A.relu, lambda dy, x, y: A.relu_backward(dy, x)),
+    "leaky_relu(0.01)": (A.leaky_relu, lambda dy, x, y: A.leaky_relu_backward(dy, x)),
+    "leaky_relu(0.2)": (lambda x: A.leaky_relu(x, 0.2), lambda dy, x, y: A.leaky_relu_backward(dy, x, 0.2)),
+    "elu(1.0)": (A.elu, lambda dy, x, y: A.elu_backward(dy, x)),
+    "elu(0.3)": (lambda x: A.elu(x, 0.3), lambda dy, x, y: A.elu_backward(dy, x, 0.3)),
+    "gelu": (A.gelu, lambda dy, x, y: A.gelu_backward(dy, x)),
+    "gelu tanh": (lambda x: A.gelu(x, "tanh"), lambda dy, x, y: A.gelu_backward(dy, x, "tanh")),
+    "silu": (A.silu, lambda dy, x, y: A.silu_backward(dy, x)),
+    "sigmoid": (A.sigmoid, lambda dy, x, y: A.sigmoid_backward(dy, y)),
+    "tanh": (A.tanh, lambda dy, x, y: A.tanh_backward(dy, y)),
+    "softmax(-1)": (A.softmax, lambda dy, x, y: A.softmax_backward(dy, y)),
+    "softmax(0)": (lambda x: A.softmax(x, axis=0), lambda dy, x, y: A.softmax_backward(dy, y, axis=0)),
+    "log_softmax(-1)": (A.log_softmax, lambda dy, x, y: A.log_softmax_backward(dy, y)),
+    "log_softmax(1)": (lambda x: A.log_softmax(x, axis=1), lambda dy, x, y: A.log_softmax_backward(dy, y, axis=1)),
+}
+
+
+def torch_functions(F):
     return {
-        "relu": (A.relu, lambda dy, x, y: A.relu_backward(dy, x), F.relu),
-        "leaky_relu(0.01)": (A.leaky_relu, lambda dy, x, y: A.leaky_relu_backward(dy, x), F.leaky_relu),
-        "leaky_relu(0.2)": (lambda x: A.leaky_relu(x, 0.2), lambda dy, x, y: A.leaky_relu_backward(dy, x, 0.2),
-                            lambda t: F.leaky_relu(t, 0.2)),
-        "elu(1.0)": (A.elu, lambda dy, x, y: A.elu_backward(dy, x), F.elu),
-        "elu(0.3)": (lambda x: A.elu(x, 0.3), lambda dy, x, y: A.elu_backward(dy, x, 0.3),
-                     lambda t: F.elu(t, alpha=0.3)),
-        "gelu": (A.gelu, lambda dy, x, y: A.gelu_backward(dy, x), F.gelu),
-        "gelu tanh": (lambda x: A.gelu(x, "tanh"), lambda dy, x, y: A.gelu_backward(dy, x, "tanh"),
-                      lambda t: F.gelu(t, approximate="tanh")),
-        "silu": (A.silu, lambda dy, x, y: A.silu_backward(dy, x), F.silu),
-        "sigmoid": (A.sigmoid, lambda dy, x, y: A.sigmoid_backward(dy, y), lambda t: t.sigmoid()),
-        "tanh": (A.tanh, lambda dy, x, y: A.tanh_backward(dy, y), lambda t: t.tanh()),
-        "softmax(-1)": (A.softmax, lambda dy, x, y: A.softmax_backward(dy, y), lambda t: F.softmax(t, dim=-1)),
-        "softmax(0)": (lambda x: A.softmax(x, axis=0), lambda dy, x, y: A.softmax_backward(dy, y, axis=0),
-                       lambda t: F.softmax(t, dim=0)),
-        "log_softmax(-1)": (A.log_softmax, lambda dy, x, y: A.log_softmax_backward(dy, y),
-                            lambda t: F.log_softmax(t, dim=-1)),
-        "log_softmax(1)": (lambda x: A.log_softmax(x, axis=1), lambda dy, x, y: A.log_softmax_backward(dy, y, axis=1),
-                           lambda t: F.log_softmax(t, dim=1)),
+        "relu": F.relu,
+        "leaky_relu(0.01)": F.leaky_relu,
+        "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2),
+        "elu(1.0)": F.elu,
+        "elu(0.3)": lambda t: F.elu(t, alpha=0.3),
+        "gelu": F.gelu,
+        "gelu tanh": lambda t: F.gelu(t, approximate="tanh"),
+        "silu": F.silu,
+        "sigmoid": lambda t: t.sigmoid(),
+        "tanh": lambda t: t.tanh(),
+        "softmax(-1)": lambda t: F.softmax(t, dim=-1),
+        "softmax(0)": lambda t: F.softmax(t, dim=0),
+        "log_softmax(-1)": lambda t: F.log_softmax(t, dim=-1),
+        "log_softmax(1)": lambda t: F.log_softmax(t, dim=1),
     }
 
 
-CASE_NAMES = ["relu", "leaky_relu(0.01)", "leaky_relu(0.2)", "elu(1.0)", "elu(0.3)", "gelu", "gelu tanh",
-              "silu", "sigmoid", "tanh", "softmax(-1)", "softmax(0)", "log_softmax(-1)", "log_softmax(1)"]
+CASE_NAMES = list(OURS)
+
+
+def oracle_input(dtype):
+    """(4, 4, 6): values up to about ±10, a row reaching ±40, and a block of exact zeros; and a dy."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_normal((3, 4, 6)) * 3, np.full((1, 4, 6), 0.0)]).astype(dtype)
+    x[0, 0, :] = [-40.0, -12.0, -5.5, 5.5, 12.0, 40.0]
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    return x, dy
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_float32_stays_float32_and_agrees_with_float64(name):
+    fwd, bwd = OURS[name]
+    x32, dy32 = oracle_input(np.float32)
+    x64, dy64 = x32.astype(np.float64), dy32.astype(np.float64)      # the same (float32) numbers
+    y32, y64 = fwd(x32), fwd(x64)
+    dx32, dx64 = bwd(dy32, x32, y32), bwd(dy64, x64, y64)
+    for dtype, y, dx in ((np.float32, y32, dx32), (np.float64, y64, dx64)):
+        assert y.dtype == dtype and dx.dtype == dtype, f"{name}: {np.dtype(dtype)} in must stay " \
+                                                       f"{np.dtype(dtype)}, got y {y.dtype}, dx {dx.dtype}"
+    assert_close(y32, y64, rtol=2e-5, atol=2e-6, what=f"{name} forward in float32 vs float64")
+    assert_close(dx32, dx64, rtol=2e-5, atol=2e-6, what=f"{name} backward in float32 vs float64")
 
 
 @pytest.mark.parametrize("dtype, rtol, atol", [(np.float64, 1e-10, 1e-12), (np.float32, 2e-5, 2e-6)])
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_forward_and_backward_match_torch(name, dtype, rtol, atol):
     torch = torch_or_skip()
-    F = torch.nn.functional
-    fwd, bwd, tfn = torch_cases(F)[name]
-    rng = np.random.default_rng(1)
-    x = np.concatenate([rng.standard_normal((3, 4, 6)) * 3, np.full((1, 4, 6), 0.0)]).astype(dtype)
-    x[0, 0, :] = [-40.0, -12.0, -5.5, 5.5, 12.0, 40.0]
-    dy = rng.standard_normal(x.shape).astype(dtype)
+    fwd, bwd = OURS[name]
+    tfn = torch_functions(torch.nn.functional)[name]
+    x, dy = oracle_input(dtype)
     y = fwd(x)
     dx = bwd(dy, x, y)
-    assert y.dtype == dtype and dx.dtype == dtype, f"{name}: {np.dtype(dtype)} in must stay {np.dtype(dtype)}, " \
-                                                   f"got y {y.dtype}, dx {dx.dtype}"
     tx = to_torch(x, requires_grad=True)
     ty = tfn(tx)
     ty.backward(to_torch(dy))
