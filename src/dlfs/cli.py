@@ -96,7 +96,7 @@ def start(topic):
 def info(topic):
     """Where TOPIC's lesson, reference, tests and your file live."""
     t = get_topic(topic, require_built=False)
-    click.echo(f"Topic {t.id} · {t.title}  (Module {t.module}{', built' if t.built else ', coming'})")
+    click.echo(f"Topic {t.id} · {t.title}  (Module {t.part}{', built' if t.built else ', coming'})")
     click.echo(f"  lesson:     {_rel(t.lesson)}")
     click.echo(f"  hints:      {_rel(t.folder / 'hints')}")
     click.echo(f"  questions:  {_rel(t.folder / 'questions.md')}")

@@ -1,25 +1,71 @@
 """The single topic registry: topic -> reference modules -> tests -> lesson.
 
-Every topic of the roadmap is listed here, built or not. A topic's content lives in
-``topics/NN-slug/`` (lesson ``README.md``, ``hints/1.md``..``3.md``,
-``questions.md`` and ``test_*.py``); its reference implementation lives in the
+Every topic of the roadmap is listed here, built or not. A topic belongs to a ``part`` of the
+course (0–5, shown to the learner as "Module 0: Foundations" ...); its content lives in
+``topics/NN-slug/`` under the course root (lesson ``README.md``, ``hints/1.md``..``3.md``,
+``questions.md`` and ``test_*.py``); its reference implementation lives in the Python
 modules named in ``modules``; the learner's copy lives in
 ``<workspace>/NN-slug/<module file>.py``.
+
+The course root is the folder holding ``topics/``: ``$DLFS_COURSE_DIR`` when it is set, else
+the checkout the package is loaded from (``pip install -e .``). A wheel or ``pip install .``
+installs the library only; then :func:`course_root` raises :class:`CourseNotFoundError`,
+which says what to do.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlfs.errors import NotBuiltError, UsageError
+from dlfs.errors import DlfsError, NotBuiltError, UsageError
 
-SRC_ROOT = Path(__file__).resolve().parents[1]          # .../src/dlfs
-REPO_ROOT = SRC_ROOT.parents[1]                          # checkout root
-TOPICS_ROOT = REPO_ROOT / "topics"
+COURSE_DIR_ENV = "DLFS_COURSE_DIR"
+SRC_ROOT = Path(__file__).resolve().parents[1]          # the dlfs package (.../src/dlfs in a checkout)
+PACKAGE_CHECKOUT = SRC_ROOT.parents[1]                   # its checkout, when loaded from <checkout>/src/dlfs
 
-MODULE_TITLES = {
+
+class CourseNotFoundError(DlfsError):
+    """The course content (``topics/``) is not where dlfs looks for it."""
+
+
+def find_course_root() -> Path | None:
+    """The folder holding ``topics/``: ``$DLFS_COURSE_DIR`` when set (valid or not: see
+    :func:`course_root`), else the checkout the package is loaded from, else None."""
+    env = os.environ.get(COURSE_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    if SRC_ROOT.parent.name == "src" and (PACKAGE_CHECKOUT / "topics").is_dir():
+        return PACKAGE_CHECKOUT
+    return None
+
+
+def course_root() -> Path:
+    """The course root, or a :class:`CourseNotFoundError` saying how to get one."""
+    root = find_course_root()
+    if root is None:
+        raise CourseNotFoundError(
+            f"The course content (topics/: lessons, hints and tests) was not found. This dlfs "
+            f"({SRC_ROOT}) is installed without it, as a wheel or `pip install .` installs it. "
+            "Clone the repository and run `pip install -e .` in the clone, or set "
+            f"{COURSE_DIR_ENV} to a clone (export {COURSE_DIR_ENV}=/path/to/the/clone)."
+        )
+    if not (root / "topics").is_dir():
+        raise CourseNotFoundError(
+            f"{COURSE_DIR_ENV} is {root}, which has no topics/ folder. Set it to a clone of the "
+            "repository (the folder holding topics/ and ROADMAP.md), or unset it to use the "
+            "clone dlfs is installed from."
+        )
+    return root
+
+
+# The checkout as found at import time; falls back to where the package would sit in one, so
+# that importing never fails. Code that needs the course content calls course_root() instead.
+REPO_ROOT = find_course_root() or PACKAGE_CHECKOUT
+
+PART_TITLES = {
     0: "Foundations",
     1: "Neural Network Core",
     2: "Convolutional Networks",
@@ -46,8 +92,8 @@ class Topic:
     number: int
     slug: str
     title: str
-    module: int
-    modules: tuple[str, ...] = ()     # reference modules, e.g. ("dlfs.tensor.broadcasting",)
+    part: int                         # the course part, 0–5 (the learner sees "Module <part>")
+    modules: tuple[str, ...] = ()     # reference Python modules, e.g. ("dlfs.tensor.broadcasting",)
     built: bool = False
     milestone: Milestone | None = field(default=None, compare=False)
 
@@ -61,8 +107,8 @@ class Topic:
 
     @property
     def folder(self) -> Path:
-        """Lesson, hints, questions and tests."""
-        return TOPICS_ROOT / self.folder_name
+        """Lesson, hints, questions and tests (raises CourseNotFoundError without a course root)."""
+        return course_root() / "topics" / self.folder_name
 
     @property
     def lesson(self) -> Path:
@@ -88,8 +134,8 @@ class Topic:
         return workspace / self.folder_name / (module.rsplit(".", 1)[-1] + ".py")
 
 
-def _t(n, slug, title, module, modules=(), built=False):
-    return Topic(n, slug, title, module, tuple(modules), built)
+def _t(n, slug, title, part, modules=(), built=False):
+    return Topic(n, slug, title, part, tuple(modules), built)
 
 
 _TOPICS = [
@@ -149,7 +195,7 @@ MILESTONES: dict[int, Milestone] = {
 TOPICS: dict[int, Topic] = {}
 for _topic in _TOPICS:
     TOPICS[_topic.number] = Topic(
-        _topic.number, _topic.slug, _topic.title, _topic.module, _topic.modules,
+        _topic.number, _topic.slug, _topic.title, _topic.part, _topic.modules,
         _topic.built, MILESTONES.get(_topic.number),
     )
 

@@ -8,7 +8,7 @@ import click
 
 from dlfs.course.grading import RunReport, TestResult
 from dlfs.course.progress import COMPLETE, SKIPPED, Progress
-from dlfs.course.registry import MILESTONES, MODULE_TITLES, Topic, all_topics
+from dlfs.course.registry import MILESTONES, PART_TITLES, Topic, all_topics
 
 BAR_WIDTH = 24
 
@@ -43,8 +43,8 @@ def status_symbol(topic: Topic, progress: Progress, nxt: Topic | None) -> str:
 def status_data(progress: Progress) -> dict:
     nxt = next_topic(progress)
     modules = []
-    for m, title in MODULE_TITLES.items():
-        topics = [t for t in all_topics() if t.module == m]
+    for m, title in PART_TITLES.items():
+        topics = [t for t in all_topics() if t.part == m]
         modules.append({
             "module": m, "title": title, "total": len(topics),
             "built": sum(t.built for t in topics),
@@ -53,7 +53,7 @@ def status_data(progress: Progress) -> dict:
         })
     return {
         "topics": [
-            {"number": t.number, "title": t.title, "module": t.module, "built": t.built,
+            {"number": t.number, "title": t.title, "module": t.part, "built": t.built,
              "status": progress.status(t.number) or ("todo" if t.built else "coming"),
              "last_check": {True: "passed", False: "failed"}.get(progress.last_check(t.number)),
              "now_failing": progress.now_failing(t.number)}
@@ -99,10 +99,10 @@ def render_status(progress: Progress) -> str:
 def render_list(progress: Progress) -> str:
     nxt = next_topic(progress)
     lines = []
-    for m, title in MODULE_TITLES.items():
+    for m, title in PART_TITLES.items():
         lines.append(click.style(f"Module {m}: {title}", bold=True))
         for t in all_topics():
-            if t.module != m:
+            if t.part != m:
                 continue
             ms = f"  🎯 M{t.number}" if t.milestone else ""
             failing = (click.style("  (was complete, now failing)", fg="red")

@@ -1,6 +1,6 @@
 """The learner's workspace: generated exercise files that generation never overwrites.
 
-Default location ``<repo>/workspace/`` (outside version control); ``DLFS_WORKSPACE``
+Default location ``<course root>/workspace/`` (outside version control); ``DLFS_WORKSPACE``
 overrides it. Layout: ``workspace/NN-slug/<module>.py`` plus ``progress.json`` and
 ``.backups/``.
 """
@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from dlfs.course.registry import REPO_ROOT, Topic
+from dlfs.course.registry import Topic, course_root
 from dlfs.course.stubgen import make_stub
 from dlfs.errors import DlfsError
 from dlfs.io import atomic_write_text, unused_path
@@ -20,7 +20,8 @@ ENV_VAR = "DLFS_WORKSPACE"
 
 
 def workspace_dir() -> Path:
-    return Path(os.environ.get(ENV_VAR) or REPO_ROOT / "workspace").expanduser().resolve()
+    """$DLFS_WORKSPACE, else ``<course root>/workspace`` (CourseNotFoundError without a course)."""
+    return Path(os.environ.get(ENV_VAR) or course_root() / "workspace").expanduser().resolve()
 
 
 def stub_source(topic: Topic, module: str) -> str:
