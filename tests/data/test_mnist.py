@@ -107,11 +107,17 @@ def test_load_mnist_end_to_end(tmp_path, fakes, small_sizes):
     np.testing.assert_allclose(norm.x_test, (ds.x_test - ds.mean[0]) / ds.std[0], atol=1e-5)
 
 
-def test_decoded_cache_is_written_next_to_data_and_reused(tmp_path, fakes, small_sizes,
-                                                         monkeypatch):
+def test_decoded_cache_is_written_in_the_cache_dir_and_reused(tmp_path, fakes, small_sizes,
+                                                              monkeypatch):
+    from dlfs.data.paths import cache_root, decoded_cache_dir
+
     fakes.write_mnist(tmp_path / "mnist")
+    before = sorted(p.name for p in (tmp_path / "mnist").iterdir())
     first = mnist.load_mnist(tmp_path)
-    cached = sorted(p.name for p in (tmp_path / "mnist" / ".dlfs-decoded").iterdir())
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == before   # data untouched
+    folder = decoded_cache_dir(tmp_path / "mnist", "mnist")
+    assert folder.parent == cache_root() / "decoded"
+    cached = sorted(p.name for p in folder.iterdir())
     assert cached == ["mnist-test-images.npy", "mnist-test-labels.npy", "mnist-test.json",
                       "mnist-train-images.npy", "mnist-train-labels.npy", "mnist-train.json"]
 
@@ -154,7 +160,9 @@ def test_read_only_data_dir_caches_in_cache_dir(tmp_path, fakes, small_sizes):
 def test_corrupt_cache_falls_back_to_decoding(tmp_path, fakes, small_sizes):
     written = fakes.write_mnist(tmp_path / "mnist")
     mnist.load_mnist(tmp_path)
-    (tmp_path / "mnist" / ".dlfs-decoded" / "mnist-train-images.npy").write_bytes(b"garbage")
+    from dlfs.data.paths import decoded_cache_dir
+
+    (decoded_cache_dir(tmp_path / "mnist", "mnist") / "mnist-train-images.npy").write_bytes(b"garbage")
     ds = mnist.load_mnist(tmp_path)
     np.testing.assert_allclose(ds.x_train[:, 0], written["train"][0] / 255.0, rtol=1e-6)
 

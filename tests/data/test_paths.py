@@ -49,6 +49,14 @@ def test_read_only_dir_by_mode_bits_even_for_root(tmp_path):
         d = decoded_cache_dir(ro, "mnist")
         assert d.parent == cache_root() / "decoded" and d.name.startswith("mnist-")
         assert decoded_cache_dir(ro, "mnist") == d
-        assert decoded_cache_dir(tmp_path, "mnist") == tmp_path / ".dlfs-decoded"
     finally:
         ro.chmod(0o755)
+
+
+def test_decoded_arrays_always_go_to_the_cache_dir(tmp_path):
+    """A data folder may be shared or read-only: derived files never go into it, even when
+    it is writable."""
+    for source in (tmp_path, tmp_path / "other"):
+        d = decoded_cache_dir(source, "mnist")
+        assert d.parent == cache_root() / "decoded" and d.name.startswith("mnist-")
+    assert decoded_cache_dir(tmp_path, "mnist") != decoded_cache_dir(tmp_path / "other", "mnist")

@@ -194,8 +194,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, *, normalize: bool = F
     data_dir: the data dir (default: $DLFS_DATA_DIR, then the cache dir); files are read from
         ``<data_dir>/mnist/``.
     normalize: subtract the training-set mean and divide by its std (computed, ~0.1307/0.3081).
-    cache: keep decoded ``.npy`` copies (next to the files, or in the cache dir when that folder
-        is read-only) so later loads skip the decompression.
+    cache: keep decoded ``.npy`` copies under the cache dir (never in the data folder) so later
+        loads skip the decompression.
 
     Returns an ImageDataset: x_* (N, 1, 28, 28) float32 in [0, 1] (or normalised), y_* (N,)
     int64.

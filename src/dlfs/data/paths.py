@@ -1,15 +1,17 @@
 """Where datasets live: ``--data-dir`` flag > ``$DLFS_DATA_DIR`` > the user's cache dir.
 
-The cache dir is ``$XDG_CACHE_HOME/dlfs`` (default ``~/.cache/dlfs``). Decoded copies of the
-data (``.npy``) go next to the data when that folder is writable, else under the cache dir.
+The cache dir is ``$XDG_CACHE_HOME/dlfs`` (default ``~/.cache/dlfs``). Everything derived from
+the data (decoded ``.npy`` arrays, remembered checksums) goes under the cache dir, never into the
+data folder, which may be read-only or shared.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
+
+from dlfs.io import is_writable_dir  # noqa: F401  (re-exported: one definition, in dlfs.io)
 
 ENV_VAR = "DLFS_DATA_DIR"
 
@@ -43,29 +45,9 @@ def source_of_dir(override: str | os.PathLike | None = None) -> str:
     return "the default cache dir"
 
 
-def is_writable_dir(path: Path) -> bool:
-    """True if we may create files in ``path`` (or, if it does not exist yet, in the nearest
-    existing parent). A folder without write permission bits counts as read-only even for root,
-    who could write there anyway: a shared read-only copy must stay untouched."""
-    p = Path(path)
-    while not p.exists():
-        if p.parent == p:
-            return False
-        p = p.parent
-    if not p.is_dir():
-        return False
-    try:
-        mode = stat.S_IMODE(p.stat().st_mode)
-    except OSError:
-        return False
-    return bool(mode & 0o222) and os.access(p, os.W_OK | os.X_OK)
-
-
 def decoded_cache_dir(source_dir: Path, name: str) -> Path:
-    """Where decoded arrays for the data in ``source_dir`` go: ``source_dir/.dlfs-decoded`` if
-    writable, else a folder under the cache dir keyed by the source folder's absolute path."""
+    """Where decoded arrays for the data in ``source_dir`` go: a folder under the cache dir
+    keyed by the source folder's absolute path (``<cache>/decoded/<name>-<key>``)."""
     source_dir = Path(source_dir).absolute()
-    if is_writable_dir(source_dir):
-        return source_dir / ".dlfs-decoded"
     key = hashlib.sha256(str(source_dir).encode("utf-8")).hexdigest()[:16]
     return cache_root() / "decoded" / f"{name}-{key}"
