@@ -44,7 +44,8 @@ def test_list_uses_env_and_reports_valid_and_invalid(tmp_path, fakes, small_size
     assert f"ok      mnist        {tmp_path / 'mnist'}" in out
     assert f"INVALID cifar10      {tmp_path / 'cifar-10-batches-py'}" in out
     assert "test_batch: not a readable pickle" in out
-    assert "ok      shakespeare" in out and "not the canonical file (6 characters" in out
+    assert f"INVALID shakespeare  {tmp_path / 'tinyshakespeare'}" in out
+    assert "input.txt: 6 characters, so it is not Tiny Shakespeare" in out
 
 
 def test_get_offline_is_one_clear_error(tmp_path, unused_port, monkeypatch):

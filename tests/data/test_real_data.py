@@ -83,3 +83,30 @@ def test_cifar10_augmentation_on_a_real_batch(cifar_u8):
     # every output image is a shifted (maybe mirrored) copy: its centre comes from the source
     assert all(np.isin(out[i, 0, 12:20, 12:20], x[i, 0]).all() for i in range(16))
     assert not np.array_equal(out, x)
+
+
+def test_describe_copy_on_the_shared_datasets(shared_data):
+    """The shared MNIST and Tiny Shakespeare are byte-identical to the canonical files; the
+    shared CIFAR-10 batches were rebuilt from JPEGs, so their checksums differ (its
+    batches.meta is the original)."""
+    from dlfs.data import describe_copy
+
+    assert describe_copy("mnist", shared_data / "mnist").startswith(
+        "canonical files: the checksums of all 4")
+    assert describe_copy("shakespeare", shared_data).startswith(
+        "canonical files: the checksums of all 1 (input.txt)")
+    assert describe_copy("cifar10", shared_data / "cifar-10-batches-py") == (
+        "not the canonical files: data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+        "data_batch_5, test_batch differ from the published checksums; batches.meta matches")
+    assert "differ from the published checksums" in store.check("cifar10", shared_data).detail
+
+
+def test_shakespeare_with_windows_line_endings_is_a_plausible_copy(shared_data, tmp_path):
+    text = (shared_data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
+    (tmp_path / "tinyshakespeare").mkdir()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_text(text.replace("\n", "\r\n"),
+                                                            encoding="utf-8", newline="")
+    st = store.check("shakespeare", tmp_path)
+    assert st.valid and st.detail == ("plausible copy, not the canonical file (1,155,394 "
+                                      "characters, 66 distinct)")
+    assert len(load_shakespeare(tmp_path).text) == 1_155_394

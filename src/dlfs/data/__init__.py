@@ -12,6 +12,9 @@ Batching and augmentation::
     random_crop(x, padding=4, rng=None), random_flip(x, p=0.5, rng=None), augment(x, rng)
     sample_blocks(ids, block_size, batch_size, rng=None) -> (x, y)
 
+Whether a copy is canonical: ``describe_copy(name, folder) -> str``, one line from the published
+checksums (computed once per file version).
+
 Where data lives: ``resolve_data_dir(override)`` (``--data-dir`` > ``$DLFS_DATA_DIR`` > the cache
 dir). See docs/data.md.
 
@@ -40,6 +43,7 @@ _EXPORTS = {
     "augment": "dlfs.data.batching",
     "sample_blocks": "dlfs.data.batching",
     "check": "dlfs.data.store",
+    "describe_copy": "dlfs.data.checksums",
     "fetch": "dlfs.data.store",
     "DATASETS": "dlfs.data.sources",
 }

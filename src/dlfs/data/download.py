@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlfs.data.checksums import file_digests, matches_checksums  # noqa: F401  (re-exported)
 from dlfs.data.sources import RemoteFile
 from dlfs.errors import DataError
 
@@ -38,27 +39,6 @@ class DownloadError(DataError):
 class _Failure(Exception):
     reason: str
     unreachable: bool = False
-
-
-def file_digests(path: str | os.PathLike) -> tuple[str, str]:
-    """(md5, sha256) hex digests of a file, read in chunks."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            md5.update(chunk)
-            sha.update(chunk)
-    return md5.hexdigest(), sha.hexdigest()
-
-
-def matches_checksums(path: str | os.PathLike, remote: RemoteFile) -> bool:
-    """True if ``path`` exists and every published checksum of ``remote`` matches it."""
-    path = Path(path)
-    if not path.is_file() or (remote.md5 is None and remote.sha256 is None):
-        return False
-    if remote.size is not None and path.stat().st_size != remote.size:
-        return False
-    md5, sha = file_digests(path)
-    return (remote.md5 in (None, md5)) and (remote.sha256 in (None, sha))
 
 
 def _unlink(path: Path) -> None:

@@ -12,7 +12,10 @@ MNIST
 CIFAR-10
     MD5s of the two archives as published on the CIFAR page
     (https://www.cs.toronto.edu/~kriz/cifar.html, "md5sum" lines) and in torchvision
-    (``torchvision/datasets/cifar.py``, ``tgz_md5``). No SHA-256 is published.
+    (``torchvision/datasets/cifar.py``, ``tgz_md5``). No SHA-256 is published. MD5s of the
+    files inside the python archive (``cifar-10-batches-py/``) as published by torchvision
+    (``train_list``, ``test_list``, ``meta``); none are published for the files of the binary
+    archive, so a ``cifar-10-batches-bin/`` folder can be checked by format only.
 Tiny Shakespeare
     SHA-256 of ``data/tinyshakespeare/input.txt`` in the karpathy/char-rnn repository
     (1,115,394 bytes, ASCII).
@@ -94,6 +97,17 @@ CIFAR10_PYTHON_ARCHIVE = RemoteFile(
 CIFAR10_BIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
 CIFAR10_PY_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
+# the files of cifar-10-python.tar.gz: MD5s from torchvision (train_list, test_list, meta)
+_CIFAR10_PY_MD5 = (
+    ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+    ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+    ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+    ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+    ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+    ("test_batch", "40351d587109b95175f43aff81a1287e"),
+    ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888"),
+)
+
 CIFAR10 = Dataset(
     name="cifar10",
     title="CIFAR-10 tiny images",
@@ -125,6 +139,15 @@ SHAKESPEARE = Dataset(
 )
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST, CIFAR10, SHAKESPEARE)}
+
+
+def published_files(dataset: str, folder: str) -> tuple[RemoteFile, ...]:
+    """The files of a dataset folder (``mnist``, ``cifar-10-batches-py``, ...) whose checksums
+    are published; empty when none are (``cifar-10-batches-bin``)."""
+    if folder == "cifar-10-batches-py":
+        return tuple(RemoteFile(n, (), md5=md5) for n, md5 in _CIFAR10_PY_MD5)
+    ds = DATASETS[dataset]
+    return ds.files if folder == ds.download_folder else ()
 
 
 def get_dataset(name: str) -> Dataset:

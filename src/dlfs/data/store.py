@@ -82,7 +82,7 @@ def check(ds: Dataset | str, root: str | os.PathLike | None = None) -> DatasetSt
     converted) is validated by format: magic numbers, dimensions, record counts, label range,
     UTF-8.
     """
-    from dlfs.data.download import matches_checksums
+    from dlfs.data.checksums import describe_copy, matches_checksums
 
     ds = get_dataset(ds) if isinstance(ds, str) else ds
     root = resolve_data_dir(root)
@@ -99,14 +99,17 @@ def check(ds: Dataset | str, root: str | os.PathLike | None = None) -> DatasetSt
                 detail = "valid format (not byte-identical to the canonical files)"
         elif ds.name == "cifar10":
             from dlfs.data import cifar
-            detail = f"valid format ({cifar.validate_folder(folder)})"
+            detail = (f"valid format ({cifar.validate_folder(folder)}); "
+                      f"{describe_copy(ds.name, folder)}")
         else:
             from dlfs.data import text
-            summary = text.validate_folder(folder)
             if matches_checksums(folder / ds.files[0].name, ds.files[0]):
-                detail = f"checksum matches the canonical file ({summary})"
+                content = text.read_text(folder / text.FILE_NAME)
+                detail = (f"checksum matches the canonical file ({len(content):,} characters, "
+                          f"{len(set(content))} distinct)")
             else:
-                detail = f"valid UTF-8 text, not the canonical file ({summary})"
+                summary = text.validate_folder(folder)     # plausibly Tiny Shakespeare, or not
+                detail = f"plausible copy, not the canonical file ({summary})"
     except DataError as exc:
         return DatasetStatus(ds.name, ds.title, root, folder, False, str(exc))
     return DatasetStatus(ds.name, ds.title, root, folder, True, detail)
@@ -122,10 +125,12 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, force: bool =
     and return its status. A dataset already present and valid is left alone unless ``force``.
 
     Raises DataError when the data dir is read-only, when every URL fails (the message names the
-    URLs, the expected files and how to point $DLFS_DATA_DIR at a copy obtained another way),
-    or when the downloaded data fails validation.
+    URLs and why each failed, the expected files and how to supply them by hand with
+    $DLFS_DATA_DIR or --data-dir), or when the downloaded data fails validation. A failed fetch
+    leaves nothing behind: the files and folders it created are removed.
     """
-    from dlfs.data.download import DownloadError, download_file, matches_checksums
+    from dlfs.data.checksums import matches_checksums
+    from dlfs.data.download import DownloadError, download_file
 
     say = echo or (lambda msg: None)
     ds = get_dataset(name)

@@ -14,6 +14,16 @@ from dlfs.errors import DataError
 TRAIN_FRACTION = 0.9
 FILE_NAME = "input.txt"
 
+# What a copy of Tiny Shakespeare must look like. The canonical file (checksum in
+# dlfs.data.sources) is 1,115,394 characters; a copy whose checksum differs is accepted only if
+# it is plausibly the same text: within about 10% of that length (Windows line endings add
+# 40,000 characters), starting with the play's first words, and mostly letters (the canonical
+# text is 76% letters).
+CANONICAL_CHARS = 1_115_394
+PLAUSIBLE_CHARS = (1_000_000, 1_250_000)
+FIRST_WORDS = "First Citizen:"
+MIN_LETTER_FRACTION = 0.6
+
 
 def read_text(path: str | os.PathLike) -> str:
     """The file decoded as strict UTF-8; DataError names the file and the bad byte's offset."""
@@ -114,14 +124,42 @@ def text_dataset(text: str, name: str = "text", source: Path | None = None,
 
 def load_shakespeare(data_dir: str | os.PathLike | None = None) -> TextDataset:
     """Tiny Shakespeare from ``<data_dir>/tinyshakespeare/input.txt``: 1,115,394 characters,
-    65-character vocabulary, train 1,003,854 / val 111,540 ids (int64)."""
+    65-character vocabulary, train 1,003,854 / val 111,540 ids (int64). A file that is not
+    plausibly Tiny Shakespeare (see ``check_plausible``) raises DataError."""
     from dlfs.data.store import locate_or_raise
 
     folder = locate_or_raise("shakespeare", resolve_data_dir(data_dir))
     path = folder / FILE_NAME
-    return text_dataset(read_text(path), "shakespeare", path)
+    text = read_text(path)
+    check_plausible(text, path)
+    return text_dataset(text, "shakespeare", path)
+
+
+def check_plausible(text: str, source: str | os.PathLike) -> None:
+    """DataError unless ``text`` can be Tiny Shakespeare: PLAUSIBLE_CHARS characters (the
+    canonical file has 1,115,394), starting with FIRST_WORDS (after a BOM or blank lines), at
+    least MIN_LETTER_FRACTION letters."""
+    lo, hi = PLAUSIBLE_CHARS
+    what = (f"Tiny Shakespeare is {CANONICAL_CHARS:,} characters starting with "
+            f"{FIRST_WORDS!r}; a copy must have {lo:,}-{hi:,}")
+    if not lo <= len(text) <= hi:
+        raise DataError(f"{source}: {len(text):,} characters, so it is not Tiny Shakespeare "
+                        f"({what}). Replace it with the real file (`dlfs data get shakespeare`).")
+    if not text.lstrip("\ufeff \t\r\n").startswith(FIRST_WORDS):
+        start = text.lstrip("\ufeff \t\r\n")[:30]
+        raise DataError(f"{source}: it starts with {start!r}, so it is not Tiny Shakespeare "
+                        f"({what}). Replace it with the real file (`dlfs data get shakespeare`).")
+    letters = sum(c.isalpha() for c in text) / len(text)
+    if letters < MIN_LETTER_FRACTION:
+        raise DataError(f"{source}: only {letters:.0%} of it are letters (Tiny Shakespeare: 76%), "
+                        "so it is not Tiny Shakespeare. Replace it with the real file "
+                        "(`dlfs data get shakespeare`).")
 
 
 def validate_folder(folder: str | os.PathLike) -> str:
-    text = read_text(Path(folder) / FILE_NAME)
+    """Check that ``folder/input.txt`` is plausibly Tiny Shakespeare (DataError if not);
+    returns a one-line summary."""
+    path = Path(folder) / FILE_NAME
+    text = read_text(path)
+    check_plausible(text, path)
     return f"{len(text):,} characters, {len(set(text))} distinct"
