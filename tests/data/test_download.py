@@ -135,7 +135,10 @@ def test_fetch_offline_message(tmp_path, unused_port, monkeypatch):
         assert url in msg
     assert str(tmp_path / "tinyshakespeare" / "input.txt") in msg
     assert "DLFS_DATA_DIR=DIR" in msg and "--data-dir DIR" in msg
-    assert _leftovers(tmp_path) == ["tinyshakespeare"]          # an empty folder, no file
+    assert f"The download of Tiny Shakespeare (char-rnn) failed; nothing was left behind in " \
+           f"{tmp_path}." in msg
+    assert "To supply the files by hand" in msg and "dlfs data get" not in msg
+    assert _leftovers(tmp_path) == []                # not even the empty folder
 
 
 def test_fetch_mnist_files(tmp_path, server, monkeypatch, fakes, small_sizes):
@@ -234,3 +237,38 @@ def test_failed_download_removes_stale_part_file(tmp_path, unused_port):
         download_file(_remote(f"http://127.0.0.1:{unused_port}/x"), tmp_path / "input.txt",
                       progress=False, timeout=5)
     assert _leftovers(tmp_path) == []
+
+
+def test_failed_mnist_download_leaves_nothing_and_says_how_to_supply_files(
+        tmp_path, server, monkeypatch, fakes, small_sizes):
+    """The first file downloads, the second cannot be fetched: the first is removed again,
+    and so are the folders the fetch created (the data dir did not exist either)."""
+    made = tmp_path / "made"
+    fakes.write_mnist(made)
+    files = []
+    for i, rf in enumerate(sources.MNIST.files):
+        body = (made / rf.name).read_bytes()
+        url = server.serve(f"/mnist/{rf.name}", body) if i == 0 else server.url(f"/gone/{rf.name}")
+        files.append(_remote(url, body=body, name=rf.name))
+    _patch_dataset(monkeypatch, "mnist", files=tuple(files))
+    data = tmp_path / "new" / "data"
+    with pytest.raises(DataError) as err:
+        store.fetch("mnist", data, progress=False)
+    msg = str(err.value)
+    assert "Could not download train-labels-idx1-ubyte.gz" in msg and "HTTP 404" in msg
+    assert f"The download of MNIST handwritten digits failed; nothing was left behind in {data}." \
+        in msg
+    assert str(data / "mnist" / "t10k-images-idx3-ubyte.gz") in msg
+    assert "DLFS_DATA_DIR=DIR" in msg and "`dlfs data get mnist`" not in msg
+    assert not (tmp_path / "new").exists()
+
+
+def test_failed_download_keeps_what_was_there_before(tmp_path, unused_port, monkeypatch):
+    url = f"http://127.0.0.1:{unused_port}/input.txt"
+    _patch_dataset(monkeypatch, "shakespeare", files=(_remote(url),))
+    folder = tmp_path / "tinyshakespeare"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="nothing was left behind"):
+        store.fetch("shakespeare", tmp_path, progress=False, timeout=5)
+    assert _leftovers(tmp_path) == ["tinyshakespeare", "tinyshakespeare/notes.txt"]

@@ -20,16 +20,22 @@ from dlfs.data.sources import DATASETS, Dataset, get_dataset
 from dlfs.errors import DataError
 
 
-def _how_to_supply(ds: Dataset, root: Path) -> str:
+def _how_to_supply(ds: Dataset, root: Path, *, after_failed_download: bool = False) -> str:
     files = "\n".join(f"    {root / f}" for f in ds.expected)
     alt = ""
     if ds.name == "cifar10":
         alt = (" (either the cifar-10-batches-bin/ files or the cifar-10-batches-py/ ones: "
                f"unpack cifar-10-binary.tar.gz or cifar-10-python.tar.gz from {ds.home})")
-    return (f"Expected files{alt}:\n{files}\n"
-            f"Get them with `dlfs data get {ds.name}`, or, with files obtained another way, put "
-            f"them in that layout under any folder DIR and set {ENV_VAR}=DIR (or pass "
-            "--data-dir DIR).")
+    if after_failed_download:
+        how = (f"To supply the files by hand, download them where you have access (from "
+               f"{ds.home} or the URLs above) and put them there, or in the same layout under "
+               f"any folder DIR and set {ENV_VAR}=DIR (or pass --data-dir DIR); "
+               "`dlfs data list` then checks them.")
+    else:
+        how = (f"Get them with `dlfs data get {ds.name}`, or, with files obtained another way, "
+               f"put them in that layout under any folder DIR and set {ENV_VAR}=DIR (or pass "
+               "--data-dir DIR).")
+    return f"Expected files{alt}:\n{files}\n{how}"
 
 
 def _markers(ds: Dataset, folder: str) -> tuple[str, ...]:
@@ -144,6 +150,8 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, force: bool =
         raise DataError(f"Cannot download {ds.title}: the data dir {root} is read-only. Choose "
                         f"a writable folder with --data-dir DIR or {ENV_VAR}=DIR.")
     target = root / ds.download_folder if ds.download_folder else root
+    new_folders = _missing_folders(target)      # created by this fetch, removed if it fails
+    new_files: list[Path] = []
     try:
         for remote in ds.files:
             dest = target / remote.name
@@ -151,17 +159,50 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, force: bool =
                 say(f"{dest} already verified.")
                 continue
             say(f"Downloading {remote.name} into {target} ...")
+            existed = dest.exists()
             download_file(remote, dest, timeout=timeout, progress=progress)
+            if not existed:
+                new_files.append(dest)
             if dest.suffixes[-2:] == [".tar", ".gz"]:
                 _install_archive(dest, root, ds)
     except DownloadError as exc:
-        raise DataError(f"{exc}\n{_how_to_supply(ds, root)}") from None
+        _remove_created(new_files, new_folders)
+        failed = f"The download of {ds.title} failed"
+        if not any(p.exists() for p in new_files + new_folders):
+            failed += f"; nothing was left behind in {root}"
+        raise DataError(f"{exc}\n{failed}.\n"
+                        f"{_how_to_supply(ds, root, after_failed_download=True)}") from None
+    except BaseException:
+        _remove_created(new_files, new_folders)
+        raise
     status = check(ds, root)
     if not status.valid:
         raise DataError(f"{ds.title} was downloaded to {status.folder or root} but fails "
                         f"validation: {status.detail}")
     say(f"{ds.title} is ready in {status.folder} ({status.detail}).")
     return status
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, innermost first."""
+    missing = []
+    p = Path(folder)
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_created(files: list[Path], folders: list[Path]) -> None:
+    """Undo a failed fetch: delete the files it downloaded, then the folders it created if they
+    are empty (innermost first; anything else found in them is kept)."""
+    for f in files:
+        f.unlink(missing_ok=True)
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _install_archive(archive: Path, root: Path, ds: Dataset) -> None:
