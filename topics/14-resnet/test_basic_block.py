@@ -43,17 +43,36 @@ def bn_train(z, bn):
     return (z - mean) / np.sqrt(var + bn.eps) * bn.gamma.data[None, :, None, None] + bn.beta.data[None, :, None, None]
 
 
-def expected_output(block, x):
-    """relu(BN(conv(relu(BN(conv(x))))) + S(x)), with the block's own weights."""
+def bn_eval(z, bn):
+    """Batch normalisation in evaluation mode: the running statistics instead of the batch's."""
+    c = (None, slice(None), None, None)
+    return (z - bn.running_mean[c]) / np.sqrt(bn.running_var[c] + bn.eps) * bn.gamma.data[c] + bn.beta.data[c]
+
+
+def bn_inputs(block, x):
+    """The input of every BatchNorm2d of the block in training mode, by name: bn1, bn2 and
+    (with a projection) the shortcut's."""
     c1, c2 = block.conv1, block.conv2
-    h = np.maximum(bn_train(conv2d_forward(x, c1.W.data, None, c1.stride, 1), block.bn1), 0)
-    f = bn_train(conv2d_forward(h, c2.W.data, None, 1, 1), block.bn2)
+    z = {"bn1": conv2d_forward(x, c1.W.data, None, c1.stride, 1)}
+    z["bn2"] = conv2d_forward(np.maximum(bn_train(z["bn1"], block.bn1), 0), c2.W.data, None, 1, 1)
+    if block.shortcut is not None:
+        conv = block.shortcut.layers[0]
+        z["shortcut"] = conv2d_forward(x, conv.W.data, None, conv.stride, 0)
+    return z
+
+
+def expected_output(block, x, bn=bn_train):
+    """relu(BN(conv(relu(BN(conv(x))))) + S(x)), with the block's own weights; ``bn`` is
+    :func:`bn_train` (batch statistics) or :func:`bn_eval` (running statistics)."""
+    c1, c2 = block.conv1, block.conv2
+    h = np.maximum(bn(conv2d_forward(x, c1.W.data, None, c1.stride, 1), block.bn1), 0)
+    f = bn(conv2d_forward(h, c2.W.data, None, 1, 1), block.bn2)
     if not block.residual:
         return np.maximum(f, 0)
     if block.shortcut is None:
         return np.maximum(f + x, 0)
-    conv, bn = block.shortcut.layers
-    return np.maximum(f + bn_train(conv2d_forward(x, conv.W.data, None, conv.stride, 0), bn), 0)
+    conv, sbn = block.shortcut.layers
+    return np.maximum(f + bn(conv2d_forward(x, conv.W.data, None, conv.stride, 0), sbn), 0)
 
 
 # ----------------------------------------------------------------- structure
@@ -108,6 +127,26 @@ def test_block_forward_values_and_shape(case):
     assert_close(y, expected_output(block, x), rtol=1e-10, atol=1e-12,
                  what=f"{case} block output relu(F(x) + S(x))")
     assert (y >= 0).all() and (y == 0).any() and (y > 0).any(), "the output goes through a final ReLU"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_block_training_forward_updates_each_running_statistic_once(case):
+    block = make_block(case)
+    x = make_input(case)
+    bns = {"bn1": block.bn1, "bn2": block.bn2}
+    if block.shortcut is not None:
+        bns["shortcut"] = block.shortcut.layers[1]
+    before = {name: (bn.running_mean.copy(), bn.running_var.copy()) for name, bn in bns.items()}
+    z = bn_inputs(block, x)
+    block.forward(x)
+    for name, bn in bns.items():
+        m, (rm, rv) = bn.momentum, before[name]
+        count = z[name].size // z[name].shape[1]
+        mean, var = z[name].mean(axis=(0, 2, 3)), z[name].var(axis=(0, 2, 3)) * count / (count - 1)
+        assert_close(bn.running_mean, (1 - m) * rm + m * mean, rtol=1e-10, atol=1e-12,
+                     what=f"{case}: {name}.running_mean after one training forward (each BN runs once)")
+        assert_close(bn.running_var, (1 - m) * rv + m * var, rtol=1e-10, atol=1e-12,
+                     what=f"{case}: {name}.running_var after one training forward (unbiased batch variance)")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -197,22 +236,35 @@ def test_block_gradient_is_identity_plus_branch():
 
 # ----------------------------------------------------------------- modes and dtypes
 
-def test_block_eval_mode_uses_running_statistics(mirror):
+def _block_after_one_training_step():
     block = make_block("projection-stride2")
     x = make_input("projection-stride2", n=3)
     block.forward(x)                                   # updates every running statistic once
+    return block, x
+
+
+def test_block_eval_mode_uses_running_statistics():
+    block, x = _block_after_one_training_step()
     block.eval()
     bns = [block.bn1, block.bn2, block.shortcut.layers[1]]
     assert all(not bn.training for bn in bns), "eval() must reach every BatchNorm2d, including the shortcut's"
-    tblock = mirror.block(2, 4, 2, True)
-    mirror.load(tblock, block)
-    tblock.eval()
     y = block.forward(x)
-    assert_close(y, to_numpy(tblock(to_torch(x))), rtol=1e-10, atol=1e-12, what="eval-mode forward vs torch")
+    assert_close(y, expected_output(block, x, bn=bn_eval), rtol=1e-10, atol=1e-12,
+                 what="eval-mode output relu(F(x) + S(x)) with every BN using its running statistics")
     assert_close(block.forward(x[:1]), y[:1], rtol=1e-10, atol=1e-12,
                  what="in eval mode a sample's output does not depend on the rest of the batch")
     block.train()
     assert all(bn.training for bn in bns), "train() must switch every BatchNorm2d back"
+
+
+def test_block_eval_mode_matches_torch(mirror):
+    block, x = _block_after_one_training_step()
+    block.eval()
+    tblock = mirror.block(2, 4, 2, True)
+    mirror.load(tblock, block)
+    tblock.eval()
+    assert_close(block.forward(x), to_numpy(tblock(to_torch(x))), rtol=1e-10, atol=1e-12,
+                 what="eval-mode forward vs torch")
 
 
 def test_block_float32_stays_float32():

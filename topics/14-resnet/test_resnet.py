@@ -118,26 +118,37 @@ def test_small_resnet_gradients_match_finite_differences():
 
 # ----------------------------------------------------------------- modes and state
 
-def test_train_and_eval_reach_every_batchnorm(mirror):
+def _resnet_after_one_training_step():
     model = small_resnet(True)
     x = np.random.default_rng(7).standard_normal((4, 2, 8, 8))
     model.forward(x)                                   # one training step's statistics
+    return model, x
+
+
+def test_train_and_eval_reach_every_batchnorm():
+    model, x = _resnet_after_one_training_step()
     bns = [l for l in model.sublayers() if isinstance(l, BatchNorm2d)]
     assert len(bns) == 1 + 2 * 3 + 2, \
         f"expected 9 BatchNorm2d layers (stem, 2 per block, 2 projections), got {len(bns)}"
     model.eval()
     assert not model.training and all(not bn.training for bn in bns), \
         "eval() must reach every BatchNorm2d, inside the blocks and their shortcuts"
-    tnet = mirror.resnet(1, (3, 4, 5), 4, 2, True)
-    mirror.load(tnet, model, prefix="net.")
-    tnet.eval()
     y = model.forward(x)
-    assert_close(y, to_numpy(tnet(to_torch(x))), rtol=1e-9, atol=1e-11, what="eval-mode logits vs torch")
     assert_close(model.forward(x[2:3]), y[2:3], rtol=1e-10, atol=1e-12,
                  what="in eval mode a sample's logits do not depend on the batch")
     model.train()
     assert model.training and all(bn.training for bn in bns), "train() must switch every BatchNorm2d back"
     assert not np.allclose(model.forward(x), y), "training mode normalises with the batch's own statistics"
+
+
+def test_eval_mode_matches_torch(mirror):
+    model, x = _resnet_after_one_training_step()
+    model.eval()
+    tnet = mirror.resnet(1, (3, 4, 5), 4, 2, True)
+    mirror.load(tnet, model, prefix="net.")
+    tnet.eval()
+    assert_close(model.forward(x), to_numpy(tnet(to_torch(x))), rtol=1e-9, atol=1e-11,
+                 what="eval-mode logits vs torch")
 
 
 def test_state_dict_round_trip():
