@@ -160,20 +160,28 @@ def test_pointwise_is_a_matrix_product_over_channels():
                  what="out[n, o] = Σ_c w[o, c] · x[n, c]")
 
 
-def test_pointwise_matches_torch_and_finite_differences():
-    torch = torch_or_skip()
+def _pointwise_case():
     rng = np.random.default_rng(11)
     x, w, b = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((4, 3, 1, 1)), rng.standard_normal(4)
     out = mc.pointwise_conv2d_forward(x, w, b, 2)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = mc.pointwise_conv2d_backward(dout, x, w, 2)
+    return x, w, b, out, dout, mc.pointwise_conv2d_backward(dout, x, w, 2)
+
+
+def test_pointwise_with_stride_matches_finite_differences():
+    x, w, b, _, dout, (dx, dw, db) = _pointwise_case()
+    check_gradients(lambda: mc.pointwise_conv2d_forward(x, w, b, 2), {"x": x, "w": w, "b": b},
+                    {"x": dx, "w": dw, "b": db}, dout=dout, h=1e-3)
+
+
+def test_pointwise_matches_torch():
+    torch = torch_or_skip()
+    x, w, b, out, dout, (dx, dw, db) = _pointwise_case()
     tx, tw, tb = (to_torch(a, requires_grad=True) for a in (x, w, b))
     tout = torch.nn.functional.conv2d(tx, tw, tb, stride=2)
     tout.backward(to_torch(dout))
     for name, a, e in (("forward", out, tout), ("dx", dx, tx.grad), ("dw", dw, tw.grad), ("db", db, tb.grad)):
         assert_close(a, to_numpy(e), rtol=1e-10, atol=1e-12, what=f"pointwise {name} vs torch (stride 2)")
-    check_gradients(lambda: mc.pointwise_conv2d_forward(x, w, b, 2), {"x": x, "w": w, "b": b},
-                    {"x": dx, "w": dw, "b": db}, dout=dout, h=1e-3)
 
 
 def test_pointwise_keeps_float32():
