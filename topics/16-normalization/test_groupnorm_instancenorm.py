@@ -61,6 +61,38 @@ def gradcheck(layer, x, seed=2):
 GN_CASES = [(1, {}), (2, {}), (3, dict(eps=1e-3)), (6, {}), (2, dict(affine=False))]
 
 
+def groupnorm_formula(x, groups, layer):
+    """GroupNorm written out: standardise each (sample, group) over its channels and every axis
+    after C, then the per-channel γ and β. x: (N, C, *spatial)."""
+    n, c = x.shape[:2]
+    xr = x.reshape(n, groups, -1)
+    x_hat = ((xr - xr.mean(axis=2, keepdims=True)) / np.sqrt(xr.var(axis=2, keepdims=True) + layer.eps))
+    x_hat = x_hat.reshape(x.shape)
+    if layer.gamma is None:
+        return x_hat
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    return x_hat * layer.gamma.data.reshape(shape) + layer.beta.data.reshape(shape)
+
+
+@pytest.mark.parametrize("groups, kwargs", GN_CASES, ids=str)
+def test_groupnorm_matches_the_formula(groups, kwargs):
+    gn = randomise(nm.GroupNorm(groups, 6, dtype=np.float64, **kwargs))
+    x = images(seed=3)
+    assert_close(gn.forward(x), groupnorm_formula(x, groups, gn), rtol=1e-10, atol=1e-12,
+                 what=f"GroupNorm({groups}, 6, {kwargs}) output vs the formula")
+
+
+def test_groupnorm_on_sequences_and_volumes_matches_the_formula_and_finite_differences():
+    """(N, C, L) and (N, C, D, H, W) inputs: the statistics cover every axis after C."""
+    rng = np.random.default_rng(4)
+    for shape in [(3, 4, 7), (2, 4, 2, 3, 2)]:
+        gn = randomise(nm.GroupNorm(2, 4, dtype=np.float64), seed=5)
+        x = 2.0 + rng.standard_normal(shape)
+        assert_close(gn.forward(x), groupnorm_formula(x, 2, gn), rtol=1e-10, atol=1e-12,
+                     what=f"GroupNorm(2, 4) on {shape} vs the formula")
+        gradcheck(gn, x)
+
+
 @pytest.mark.parametrize("groups, kwargs", GN_CASES, ids=str)
 def test_groupnorm_matches_torch(groups, kwargs):
     torch = torch_or_skip()
@@ -154,10 +186,22 @@ def test_groupnorm_rejects_wrong_channels_and_indivisible_groups():
 # ----------------------------------------------------------------- InstanceNorm2d
 
 @pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
+def test_instancenorm_parameters_and_eval_mode(affine):
+    inorm = randomise(nm.InstanceNorm2d(3, affine=affine, dtype=np.float64))
+    assert (len(inorm.parameters()) == 2) == affine, \
+        f"parameters only with affine=True (torch's default: none); affine={affine} gave {len(inorm.parameters())}"
+    x = images(n=2, c=3, h=4, w=5, seed=17)
+    y = inorm.forward(x)
+    inorm.eval()
+    assert_close(inorm.forward(x), y, rtol=1e-12, atol=1e-12,
+                 what="eval output vs training output (no running statistics: per-instance statistics again)")
+    assert_close(inorm.forward(x[1:]), y[1:], rtol=1e-12, atol=1e-12, what="one sample alone in eval mode")
+
+
+@pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
 def test_instancenorm_matches_torch_in_training_and_eval(affine):
     torch = torch_or_skip()
     inorm = randomise(nm.InstanceNorm2d(3, affine=affine, dtype=np.float64))
-    assert (len(inorm.parameters()) == 2) == affine, "parameters only with affine=True (torch's default: none)"
     tin = torch.nn.InstanceNorm2d(3, affine=affine).double()
     x = images(n=2, c=3, h=4, w=5, seed=17)
     compare_with_torch(inorm, tin, x, torch, f"InstanceNorm2d(3, affine={affine})")
