@@ -69,9 +69,10 @@ def no_course_env(monkeypatch):
 
 
 def test_the_course_root_is_the_checkout_the_package_is_loaded_from(no_course_env):
-    assert course_root() == REPO_ROOT == registry.PACKAGE_CHECKOUT
-    assert TOPICS[1].folder == REPO_ROOT / "topics" / "01-tensors-broadcasting"
-    assert workspace_dir() == (REPO_ROOT / "workspace").resolve()
+    checkout = registry.PACKAGE_CHECKOUT
+    assert course_root() == checkout and (checkout / "src" / "dlfs").is_dir()
+    assert TOPICS[1].folder == checkout / "topics" / "01-tensors-broadcasting"
+    assert workspace_dir() == (checkout / "workspace").resolve()
 
 
 def test_dlfs_course_dir_points_at_another_clone(no_course_env, tmp_path):
