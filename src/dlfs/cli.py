@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from dlfs.course import progress as progress_mod
-from dlfs.course.registry import MILESTONES, all_topics, built_topics, get_milestone, get_topic
+from dlfs.course.registry import MILESTONES, all_topics, built_topics, get_topic
 from dlfs.course.workspace import workspace_dir
 from dlfs.clickutil import ErrorReportingGroup
 from dlfs.errors import DlfsError, UsageError
@@ -111,15 +111,18 @@ def info(topic):
         click.echo(f"  milestone:  M{t.number} {t.milestone.name}: {t.milestone.target}")
 
 
-def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=False):
-    """Run the checks, print the report, mark progress; returns the report."""
-    from dlfs.course import grading, ui
+def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=False, timeout=None):
+    """Run the checks (showing progress), print the report, mark progress; returns the report."""
+    from dlfs.course import grading, live, ui
 
-    if reference:
-        report = grading.run_reference(t)
-    else:
+    options = {"test_timeout": timeout, "verbose": verbose}
+    if not reference:
         _start(t)
-        report = grading.run_learner(t)
+    with live.LiveProgress(t) as show:
+        if reference:
+            report = grading.run_reference(t, on_event=show, **options)
+        else:
+            report = grading.run_learner(t, on_event=show, **options)
     click.echo(ui.render_report(report, show_all=show_all, verbose=verbose))
     if report.target == "learner":
         _record_check(t, report.all_passed, quiet_mark=quiet_mark)
@@ -130,10 +133,14 @@ def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=Fals
 @click.argument("topic")
 @click.option("--reference", is_flag=True, help="Run the tests against the reference instead of your file.")
 @click.option("--all", "show_all", is_flag=True, help="Show every failure, not only the first.")
-@click.option("-v", "--verbose", is_flag=True, help="Show full failure details.")
-def check(topic, reference, show_all, verbose):
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show pytest's full output: every test, full tracebacks, all diffs.")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="Stop a test that runs longer than this (default: $DLFS_TEST_TIMEOUT, else 10).")
+def check(topic, reference, show_all, verbose, timeout):
     """Run TOPIC's tests against your file; all passing marks it complete."""
-    report = _check(get_topic(topic), reference=reference, show_all=show_all, verbose=verbose)
+    report = _check(get_topic(topic), reference=reference, show_all=show_all, verbose=verbose,
+                    timeout=timeout)
     sys.exit(0 if report.all_passed else 1)
 
 
@@ -387,52 +394,63 @@ def verify(topics):
 
 @main.command()
 @click.argument("number")
-@click.option("--smoke", is_flag=True, help="A small, fast real run (used by CI).")
-@click.option("--preset", default=None,
-              help="A named configuration of the milestone (e.g. 'quick' for Milestone 17).")
+@click.option("--smoke", is_flag=True,
+              help="A small, fast real run with a target of its own (used by CI); never recorded.")
+@click.option("--preset", default=None, help="A named configuration of the milestone (see --list-presets).")
+@click.option("--list-presets", is_flag=True, help="List the milestone's presets and their targets, then stop.")
 @click.option("--resume", is_flag=True,
-              help="Continue from the last per-epoch checkpoint (milestones that keep them).")
+              help="Continue this run from its last per-epoch checkpoint, which must exist.")
+@click.option("--record", is_flag=True,
+              help="(Maintainers) write the project's records in results/ and checkpoints/ instead "
+                   "of your workspace's.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding the datasets (default: $DLFS_DATA_DIR, then the cache).")
 @click.option("--seed", "seeds", type=int, multiple=True,
               help="Random seed; repeat it (--seed 0 --seed 1 --seed 2) to run several and "
                    "report the median.  [default: 0]")
 @click.option("--learner", is_flag=True, help="Use your own implementations of completed topics.")
-def milestone(number, smoke, preset, resume, data_dir, seeds, learner):
-    """Run milestone NUMBER (10, 17, 24, 30, 34) on the real dataset."""
-    from dlfs.course.milestones import load_runner, run
+def milestone(number, smoke, preset, list_presets, resume, record, data_dir, seeds, learner):
+    """Run milestone NUMBER (10, 17, 24, 30, 34), or mnist-cnn, on the real dataset.
 
-    ms = get_milestone(number)
-    load_runner(ms)                       # "not built yet" before anything else
-    options = {}
-    if learner:
-        options["learner_topics"] = _progress().completed()
-    if preset:
-        options["preset"] = preset
-    if resume:
-        options["resume"] = True
-    seeds = seeds or (0,)
-    click.secho(f"Milestone {ms.topic} · {ms.name} — target: {ms.target}"
-                + (" (smoke run)" if smoke else "") + (f" (preset {preset})" if preset else ""),
-                bold=True)
+    The record (workspace/results/milestone-NN.json), plots and checkpoints go to your
+    workspace; only --record writes the project's results/.
+    """
+    from dlfs.course import milestones
+
+    if list_presets:
+        entry = milestones.resolve(number)
+        click.secho(f"{entry.label}: {entry.spec.title}", bold=True)
+        click.echo("\n".join(entry.spec.preset_lines()))
+        return
+    plan = milestones.plan(number, smoke=smoke, preset=preset, seeds=seeds or (0,), data_dir=data_dir,
+                           resume=resume, record=record,
+                           learner_topics=_progress().completed() if learner else None)
+    click.secho(plan.header(), bold=True)
+    for line in plan.notes:
+        click.echo(line)
+    for line in milestones.describe_sources(plan.learner) if plan.learner is not None else ():
+        click.echo(line)
     results = []
-    for seed in seeds:
-        if len(seeds) > 1:
-            click.secho(f"\nseed {seed}", bold=True)
-        result, rec = run(ms.topic, smoke=smoke, data_dir=data_dir, seed=seed, **options)
+    for options in plan.runs:
+        if len(plan.runs) > 1:
+            click.secho(f"\nseed {options.seed}", bold=True)
+        result, _ = milestones.execute(plan, options)
         verdict = click.style("PASSED", fg="green") if result.passed else click.style("BELOW TARGET", fg="red")
-        click.echo(f"{result.metric} = {result.value:.4f} (target {result.target}) in "
-                   f"{rec['wall_time_s']:.1f} s: {verdict}")
+        click.echo(f"{result.verdict()}: {verdict}")
         for a in result.artifacts:
-            click.echo(f"  wrote {a}")
-        results.append((result, rec))
+            click.echo(f"  wrote {_rel(Path(a))}")
+        results.append(result)
+    if plan.records_file is not None:
+        click.echo(f"recorded in {_rel(plan.records_file)}")
     if len(results) > 1:
-        values = sorted(r.value for r, _ in results)
-        walls = sorted(rec["wall_time_s"] for _, rec in results)
-        click.secho(f"\nmedian {results[0][0].metric} over seeds {', '.join(map(str, seeds))}: "
-                    f"{statistics.median(values):.4f} (min {values[0]:.4f}, max {values[-1]:.4f}); "
+        show = plan.target.show
+        values = sorted(r.value for r in results)
+        walls = sorted(r.wall_time_s for r in results)
+        click.secho(f"\nmedian {plan.target.metric.replace('_', ' ')} over seeds "
+                    f"{', '.join(str(o.seed) for o in plan.runs)}: {show(statistics.median(values))} "
+                    f"(min {show(values[0])}, max {show(values[-1])}); "
                     f"wall time {walls[0]:.1f}-{walls[-1]:.1f} s", bold=True)
-    sys.exit(0 if all(r.passed for r, _ in results) else 1)
+    sys.exit(0 if all(r.passed for r in results) else 1)
 
 
 def _register_optional_groups():

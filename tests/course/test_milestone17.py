@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlfs.course import milestones
-from dlfs.errors import UsageError
+from dlfs.course.milestones import RunOptions
 from dlfs.milestones import cifar_resnet
 from dlfs.train.recipe import TrainConfig
 
@@ -31,17 +31,24 @@ def tiny(tmp_path, monkeypatch):
     from dlfs.data import cifar
 
     monkeypatch.setattr(cifar, "RECORDS_PER_BATCH", PER_BATCH)
-    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
-        1, (4, 8, 8), TrainConfig(epochs=2, batch_size=25, eval_batch_size=10, warmup_epochs=0.5),
+    add_tiny_preset(monkeypatch, cifar_resnet.Preset(
+        "tiny", 1, (4, 8, 8), TrainConfig(epochs=2, batch_size=25, eval_batch_size=10, warmup_epochs=0.5),
         target=0.0))
-    monkeypatch.setattr(milestones, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(milestones, "PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setenv("DLFS_WORKSPACE", str(tmp_path / "ws"))
     return {"data": str(write_tiny_cifar(tmp_path / "data")), "ckpt": tmp_path / "ckpt",
             "out": tmp_path / "plots"}
 
 
-def run_tiny(tiny, **kw):
-    return cifar_resnet.run(data_dir=tiny["data"], preset="tiny", checkpoint_dir=tiny["ckpt"],
-                            out_dir=tiny["out"], progress=False, log=lambda s: None, **kw)
+def add_tiny_preset(monkeypatch, preset):
+    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", preset)
+    monkeypatch.setattr(cifar_resnet, "SPEC", cifar_resnet.spec_for(cifar_resnet.PRESETS))
+
+
+def run_tiny(tiny, seed=0, resume=False):
+    return cifar_resnet.run(RunOptions(
+        "tiny", seed, tiny["data"], tiny["ckpt"] / f"milestone-17-tiny-seed{seed}.npz", resume,
+        tiny["out"], progress=False, log=lambda s: None))
 
 
 def test_a_run_trains_records_details_plots_and_a_checkpoint(tiny):
@@ -91,18 +98,41 @@ def test_same_seed_same_result_other_seed_other_weights(tiny):
     assert c.details["history"]["train_loss"] != a.details["history"]["train_loss"]
 
 
-def test_unknown_preset_is_a_usage_error_naming_the_choices(tiny):
-    with pytest.raises(UsageError, match="quick") as info:
-        cifar_resnet.run(data_dir=tiny["data"], preset="fastest")
-    assert "fastest" in str(info.value)
-
-
-def test_the_harness_records_the_preset(tiny, monkeypatch):
-    result, rec = milestones.run(17, data_dir=tiny["data"], preset="tiny", checkpoint_dir=tiny["ckpt"],
-                                 out_dir=tiny["out"], progress=False, log=lambda s: None)
-    stored = json.loads((milestones.RESULTS_DIR / "milestone-17.json").read_text())
+def test_the_harness_records_the_preset_and_resumes_from_the_workspace(tiny, tmp_path):
+    result, rec = milestones.run(17, data_dir=tiny["data"], preset="tiny", progress=False,
+                                 log=lambda s: None)
+    results = tmp_path / "ws" / "results"
+    stored = json.loads((results / "milestone-17.json").read_text())
     assert stored["runs"][-1]["preset"] == "tiny" and "tiny" in stored["summary"], stored["summary"]
     assert stored["summary"]["tiny"]["median"] == rec["value"]
+    assert (results / "milestone-17" / "tiny" / "learning_curves.png").exists()
+    assert (tmp_path / "ws" / "checkpoints" / "milestone-17-tiny-seed0.npz").exists()
+    again, _ = milestones.run(17, data_dir=tiny["data"], preset="tiny", resume=True, progress=False,
+                              log=lambda s: None)
+    assert again.details["resumed_after_epoch"] == 2 and again.value == result.value
+    assert not (tmp_path / "project").exists()
+
+
+def test_the_data_note_comes_from_the_data_layer(tiny, monkeypatch):
+    import dlfs.data
+
+    seen = []
+
+    def describe_copy(name, folder):
+        seen.append((name, str(folder)))
+        return "a note from the data layer"
+
+    monkeypatch.setattr(dlfs.data, "describe_copy", describe_copy, raising=False)
+    result = run_tiny(tiny)
+    assert result.details["data_note"] == "a note from the data layer", result.details["data_note"]
+    assert seen == [("cifar10", result.details["data_source"])], seen
+
+
+def test_the_runner_knows_nothing_of_folders_beside_the_repository():
+    import inspect
+
+    source = inspect.getsource(cifar_resnet)
+    assert "shared" not in source and "REPO_ROOT" not in source
 
 
 def test_the_resnet9_preset_builds_resnet9_and_reports_flip_tta(tiny, monkeypatch):
@@ -111,8 +141,8 @@ def test_the_resnet9_preset_builds_resnet9_and_reports_flip_tta(tiny, monkeypatc
     preset = cifar_resnet.PRESETS["resnet9"]
     assert isinstance(preset.build(np.random.default_rng(0)), ResNet9) and preset.flip_tta
     assert preset.name == "ResNet-9 base width 32", preset.name
-    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
-        0, (2,), TrainConfig(epochs=1, batch_size=25, eval_batch_size=10, warmup_epochs=0.5),
+    add_tiny_preset(monkeypatch, cifar_resnet.Preset(
+        "tiny", 0, (2,), TrainConfig(epochs=1, batch_size=25, eval_batch_size=10, warmup_epochs=0.5),
         target=0.0, arch="resnet9", flip_tta=True))
     result = run_tiny(tiny)
     d = result.details
@@ -150,3 +180,7 @@ def test_predict_flip_tta_averages_the_logits_of_each_image_and_its_mirror():
 def test_the_default_preset_is_a_real_preset_with_the_90_percent_target():
     default = cifar_resnet.PRESETS[cifar_resnet.DEFAULT_PRESET]
     assert default.target == 0.90 and default.train_limit is None and default.test_limit is None, default
+    spec = cifar_resnet.SPEC
+    assert spec.default_preset == cifar_resnet.DEFAULT_PRESET and spec.resumable
+    assert spec.target(spec.default_preset).value == 0.90 and spec.smoke_target.value == cifar_resnet.SMOKE.target
+    assert list(spec.presets) == list(cifar_resnet.PRESETS), "every preset is declared, with its description"

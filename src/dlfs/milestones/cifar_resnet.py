@@ -16,39 +16,41 @@ Presets (``dlfs milestone 17 --preset NAME``):
 - ``resnet9-long``: the same network and recipe for 17 epochs (about 2.5 hours);
 - ``quick``: an 8-layer ResNet with widths (32, 64, 128) whose stem halves the image, 11 epochs —
   a learner's run of under half an hour;
-- ``mnist-cnn``: the Module 2 stack on MNIST (``dlfs.milestones.mnist_cnn``), target 99.0%;
 - ``--smoke``: ResNet-8 on the first 5,000 training images for 3 epochs, evaluated on the first
   2,000 test images, with an honest threshold of its own.
 
-Per-epoch checkpoints go to ``checkpoints/milestone-17-<preset>-seed<seed>.npz``; ``--resume``
+``--preset mnist-cnn`` is an alias of the MNIST CNN's own entry, ``dlfs milestone mnist-cnn``
+(``dlfs.milestones.mnist_cnn``).
+
+Per-epoch checkpoints go to ``milestone-17-<preset>-seed<seed>.npz`` in the checkpoint folder
+the harness chooses (the workspace's, or the project's with ``--record``); ``--resume``
 continues from one and ends with exactly the model an uninterrupted run would have.
 
 Note on the data: a CIFAR-10 folder recovered from JPEG-compressed images (about 30 dB PSNR)
 has the right images, labels and order but slightly degraded pixels, so accuracy measured on
-it slightly underestimates accuracy on the original files. The record says which files were used.
+it slightly underestimates accuracy on the original files. The record says which files were
+used and, from the data layer (``dlfs.data.describe_copy``), whether they are the canonical ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dlfs.course.milestones import RESULTS_DIR, MilestoneResult
-from dlfs.course.registry import REPO_ROOT
-from dlfs.errors import UsageError
+from dlfs.course.milestones import Measurement, MilestoneSpec, PresetInfo, RunOptions, Target
 from dlfs.train.recipe import TrainConfig, read_checkpoint
-
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 
 
 @dataclass(frozen=True)
 class Preset:
+    description: str              # one line for `dlfs milestone 17 --list-presets`
     blocks_per_stage: int
     widths: tuple[int, ...]
     train: TrainConfig
-    target: float
+    target: float                 # test accuracy
     train_limit: int | None = None
     test_limit: int | None = None
     stem_stride: int = 1
@@ -74,68 +76,79 @@ class Preset:
 
 
 PRESETS = {
-    "full": Preset(3, (16, 32, 64), TrainConfig(epochs=30), target=0.90),
+    "full": Preset("ResNet-20 (0.27 M parameters), 30 epochs (about 3.5 hours)",
+                   3, (16, 32, 64), TrainConfig(epochs=30), target=0.90),
     # Page's DAWNBench ResNet-9 at half width: 8 wide layers, most of the work at 16x16 and
     # below, so far fewer epochs than ResNet-20 for the same accuracy; flip TTA declared here
-    "resnet9": Preset(0, (32,), TrainConfig(epochs=13, warmup_epochs=2), target=0.90,
+    "resnet9": Preset("ResNet-9 at half width (1.6 M parameters), 13 epochs, flip TTA (about 2 hours)",
+                      0, (32,), TrainConfig(epochs=13, warmup_epochs=2), target=0.90,
                       arch="resnet9", flip_tta=True),
     # the same recipe on a longer schedule: resnet9 was still improving when its 13 epochs
     # ended (+0.8 and +0.2 points in the last two; 88.11% plain, 89.45% with flip TTA)
-    "resnet9-long": Preset(0, (32,), TrainConfig(epochs=17, warmup_epochs=2), target=0.90,
+    "resnet9-long": Preset("ResNet-9 at half width, 17 epochs, flip TTA (about 2.5 hours)",
+                           0, (32,), TrainConfig(epochs=17, warmup_epochs=2), target=0.90,
                            arch="resnet9", flip_tta=True),
     # and longer still: resnet9-long gained 0.47 points over resnet9 (89.92% with flip TTA,
     # 88.69% plain) and was 0.08 points short of the target
-    "resnet9-20ep": Preset(0, (32,), TrainConfig(epochs=20, warmup_epochs=2), target=0.90,
+    "resnet9-20ep": Preset("ResNet-9 at half width, 20 epochs, flip TTA (about 3 hours)",
+                           0, (32,), TrainConfig(epochs=20, warmup_epochs=2), target=0.90,
                            arch="resnet9", flip_tta=True),
     # 8 layers, twice the usual widths, every stage at half resolution: 4x the parameters of
     # ResNet-8 for slightly less time per step (measured: 77.2% with ResNet-8 in 10 epochs)
-    "quick": Preset(1, (32, 64, 128), TrainConfig(epochs=11, warmup_epochs=0.5), target=0.80,
+    "quick": Preset("ResNet-8 with widths (32, 64, 128) and a stride-2 stem, 11 epochs "
+                    "(under half an hour)",
+                    1, (32, 64, 128), TrainConfig(epochs=11, warmup_epochs=0.5), target=0.80,
                     stem_stride=2),
 }
 DEFAULT_PRESET = "resnet9-20ep"
-SMOKE = Preset(1, (16, 32, 64), TrainConfig(epochs=3, warmup_epochs=0.3), target=0.30,
-               train_limit=5000, test_limit=2000)
+SMOKE = Preset("ResNet-8, 3 epochs on the first 5,000 training images, evaluated on the first "
+               "2,000 test images", 1, (16, 32, 64), TrainConfig(epochs=3, warmup_epochs=0.3),
+               target=0.30, train_limit=5000, test_limit=2000)
 
 
-def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, preset: str | None = None,
-        resume: bool = False, progress: bool = True, out_dir: str | Path | None = None,
-        checkpoint_dir: str | Path | None = None, log=print) -> MilestoneResult:
-    if preset == "mnist-cnn":
-        from dlfs.milestones import mnist_cnn
+def spec_for(presets: Mapping[str, Preset]) -> MilestoneSpec:
+    """The runner's spec: every preset of ``presets`` with its description and target."""
+    return MilestoneSpec(
+        milestone=17,
+        title="a ResNet on CIFAR-10",
+        dataset="cifar10",
+        presets={name: PresetInfo(p.description, Target("test_accuracy", p.target))
+                 for name, p in presets.items()},
+        default_preset=DEFAULT_PRESET,
+        full_target=Target("test_accuracy", 0.90),
+        smoke_description=SMOKE.description,
+        smoke_target=Target("test_accuracy", SMOKE.target),
+        resumable=True,
+        aliases={"mnist-cnn": "mnist-cnn"},
+    )
 
-        return mnist_cnn.run(smoke=smoke, data_dir=data_dir, seed=seed, progress=progress,
-                             out_dir=out_dir, log=log)
-    if preset is not None and preset not in PRESETS:
-        raise UsageError(f"Milestone 17 has no preset {preset!r}; choose one of "
-                         f"{', '.join([*PRESETS, 'mnist-cnn'])}")
-    name = "smoke" if smoke else (preset or DEFAULT_PRESET)
-    p = SMOKE if smoke else PRESETS[name]
 
+SPEC = spec_for(PRESETS)
+
+
+def run(opts: RunOptions) -> Measurement:
     from dlfs.data.cifar import CLASSES, load_cifar10
     from dlfs.train.loop import confusion_matrix, evaluate
     from dlfs.nn.losses import CrossEntropyLoss
     from dlfs.train.recipe import fit, per_class_accuracy
 
-    ds = load_cifar10(data_dir, normalize=True)
+    name = opts.preset
+    p = SMOKE if opts.smoke else PRESETS[name]
+    ds = load_cifar10(opts.data_dir, normalize=True)
     x_train, y_train = ds.x_train[:p.train_limit], ds.y_train[:p.train_limit]
     x_test, y_test = ds.x_test[:p.test_limit], ds.y_test[:p.test_limit]
 
-    model = p.build(np.random.default_rng(seed))
-    ckpt = None
-    if not smoke:
-        ckpt = Path(checkpoint_dir or CHECKPOINT_DIR) / f"milestone-17-{name}-seed{seed}.npz"
-        if ckpt.exists() and not resume:
-            log(f"note: starting afresh; {ckpt} will be overwritten (use --resume to continue it)")
+    model = p.build(np.random.default_rng(opts.seed))
+    ckpt = opts.checkpoint
     # the record says when a run was resumed: its wall time then covers only the last part,
     # while the history's epoch times cover every epoch
-    resumed_after = (read_checkpoint(ckpt)[0]["epoch"] if resume and ckpt is not None and ckpt.exists()
-                     else None)
-    log(f"model: {p.name}, {model.num_parameters():,} "
-        f"parameters; {len(x_train):,} training images, {len(x_test):,} test images; "
-        f"{p.train.epochs} epochs")
-    history = fit(model, x_train, y_train, x_test, y_test, p.train, seed=seed, checkpoint=ckpt,
-                  resume=resume, progress=progress, log=log,
-                  meta={"preset": name, "seed": seed})
+    resumed_after = (read_checkpoint(ckpt)[0]["epoch"] if opts.resume and ckpt is not None
+                     and ckpt.exists() else None)
+    opts.log(f"model: {p.name}, {model.num_parameters():,} parameters; {len(x_train):,} training "
+             f"images, {len(x_test):,} test images; {p.train.epochs} epochs")
+    history = fit(model, x_train, y_train, x_test, y_test, p.train, seed=opts.seed, checkpoint=ckpt,
+                  resume=opts.resume, progress=opts.progress, log=opts.log,
+                  meta={"preset": name, "seed": opts.seed})
 
     extra = {}
     if p.flip_tta:
@@ -150,13 +163,11 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0, pres
     cm = confusion_matrix(y_test, pred, 10)
     per_class = per_class_accuracy(y_test, pred, 10)
     artifacts = []
-    if not smoke or out_dir is not None:
-        artifacts = write_plots(Path(out_dir or RESULTS_DIR / "milestone-17" / name), history.as_dict(),
-                                cm, per_class, CLASSES)
-    return MilestoneResult(
-        metric="test_accuracy", value=float(test_acc), target=p.target,
+    if opts.output_dir is not None:
+        artifacts = write_plots(opts.output_dir, history.as_dict(), cm, per_class, CLASSES)
+    return Measurement(
+        value=float(test_acc),
         details={
-            "preset": name,
             "model": p.name,
             "parameters": model.num_parameters(),
             "train_images": int(len(x_train)), "test_images": int(len(x_test)),
@@ -190,13 +201,13 @@ def predict_flip_tta(model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
-def _data_note(source) -> str:
-    shared = (REPO_ROOT.parent / "shared" / "data").resolve()
-    if source is not None and shared in Path(source).resolve().parents:
-        return ("measured on the CIFAR-10 copy whose pixels were recovered from JPEG (about 30 dB "
-                "PSNR; right images, labels and order): accuracy on it slightly underestimates "
-                "accuracy on the original files")
-    return ""
+def _data_note(folder) -> str:
+    """The data layer's one-line note on whether ``folder`` holds the canonical CIFAR-10 files."""
+    try:
+        from dlfs.data import describe_copy
+    except ImportError:          # a data layer without describe_copy: no note
+        return ""
+    return describe_copy("cifar10", folder) if folder is not None else ""
 
 
 def _recipe(cfg: TrainConfig) -> dict:

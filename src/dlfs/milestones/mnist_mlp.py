@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dlfs.course.milestones import RESULTS_DIR, MilestoneResult
+from dlfs.course.milestones import DEFAULT, Measurement, MilestoneSpec, PresetInfo, RunOptions, Target
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     hidden: tuple[int, ...] = (512, 512)
     epochs: int = 10
@@ -26,11 +26,22 @@ class Config:
     warmup_steps: int = 200
     train_limit: int | None = None      # use the first N training images (smoke runs)
     test_limit: int | None = None
-    target: float = 0.98
 
 
 FULL = Config()
-SMOKE = Config(hidden=(256,), epochs=3, lr=2e-3, warmup_steps=20, train_limit=20000, target=0.95)
+SMOKE = Config(hidden=(256,), epochs=3, lr=2e-3, warmup_steps=20, train_limit=20000)
+
+SPEC = MilestoneSpec(
+    milestone=10,
+    title="an MLP on MNIST",
+    dataset="mnist",
+    presets={DEFAULT: PresetInfo("MLP 784-512-512-10, Adam with warm-up and cosine decay, "
+                                 "10 epochs on the 60,000 training images")},
+    default_preset=DEFAULT,
+    full_target=Target("test_accuracy", 0.98, max_seconds=60),
+    smoke_description="MLP 784-256-10, 3 epochs on the first 20,000 training images",
+    smoke_target=Target("test_accuracy", 0.95),
+)
 
 
 def build_mlp(sizes: tuple[int, ...], rng: np.random.Generator):
@@ -46,9 +57,7 @@ def build_mlp(sizes: tuple[int, ...], rng: np.random.Generator):
     return Sequential(*layers)
 
 
-def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0,
-        config: Config | None = None, out_dir: str | Path | None = None, progress: bool = True,
-        log=print) -> MilestoneResult:
+def run(opts: RunOptions) -> Measurement:
     from tqdm import tqdm
 
     from dlfs.data.batching import BatchIterator
@@ -58,14 +67,14 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0,
     from dlfs.optim.schedules import CosineWithWarmup
     from dlfs.train.loop import confusion_matrix, evaluate, train_epoch
 
-    cfg = config or (SMOKE if smoke else FULL)
-    ds = load_mnist(data_dir, normalize=True)
+    cfg = SMOKE if opts.smoke else FULL
+    ds = load_mnist(opts.data_dir, normalize=True)
     x_train = ds.x_train.reshape(len(ds.x_train), -1)[:cfg.train_limit]
     y_train = ds.y_train[:cfg.train_limit]
     x_test = ds.x_test.reshape(len(ds.x_test), -1)[:cfg.test_limit]
     y_test = ds.y_test[:cfg.test_limit]
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     model = build_mlp((x_train.shape[1], *cfg.hidden, 10), rng)
     loss_fn = CrossEntropyLoss()
     optimizer = Adam(model.parameters(), lr=cfg.lr)
@@ -76,7 +85,7 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0,
     history = {k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     for epoch in range(1, cfg.epochs + 1):
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
-                   leave=False, disable=not progress or None)
+                   leave=False, disable=not opts.progress or None)
 
         def on_batch(loss, acc, bar=bar):
             bar.update(1)
@@ -89,16 +98,15 @@ def run(*, smoke: bool = False, data_dir: str | None = None, seed: int = 0,
         test_loss, test_acc, pred = evaluate(model, loss_fn, x_test, y_test)
         for k, v in zip(history, (train_loss, train_acc, test_loss, test_acc)):
             history[k].append(float(v))
-        log(f"epoch {epoch:2d}/{cfg.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+        opts.log(f"epoch {epoch:2d}/{cfg.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
             f"test loss {test_loss:.4f} acc {test_acc:.4f}")
 
     cm = confusion_matrix(y_test, pred, 10)
     artifacts = []
-    if not smoke or out_dir is not None:
-        artifacts = write_plots(Path(out_dir or RESULTS_DIR / "milestone-10"), history, cm,
-                                ds, x_test, y_test, pred)
-    return MilestoneResult(
-        metric="test_accuracy", value=float(history["test_acc"][-1]), target=cfg.target,
+    if opts.output_dir is not None:
+        artifacts = write_plots(opts.output_dir, history, cm, ds, x_test, y_test, pred)
+    return Measurement(
+        value=float(history["test_acc"][-1]),
         details={
             "model": f"MLP {'-'.join(map(str, (x_train.shape[1], *cfg.hidden, 10)))} ReLU",
             "parameters": int(sum(p.data.size for p in model.parameters())),
