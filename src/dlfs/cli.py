@@ -111,18 +111,15 @@ def info(topic):
         click.echo(f"  milestone:  M{t.number} {t.milestone.name}: {t.milestone.target}")
 
 
-def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=False, timeout=None):
-    """Run the checks (showing progress), print the report, mark progress; returns the report."""
-    from dlfs.course import grading, live, ui
+def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=False):
+    """Run the checks, print the report, mark progress; returns the report."""
+    from dlfs.course import grading, ui
 
-    options = {"test_timeout": timeout, "verbose": verbose}
-    if not reference:
+    if reference:
+        report = grading.run_reference(t)
+    else:
         _start(t)
-    with live.LiveProgress(t) as show:
-        if reference:
-            report = grading.run_reference(t, on_event=show, **options)
-        else:
-            report = grading.run_learner(t, on_event=show, **options)
+        report = grading.run_learner(t)
     click.echo(ui.render_report(report, show_all=show_all, verbose=verbose))
     if report.target == "learner":
         _record_check(t, report.all_passed, quiet_mark=quiet_mark)
@@ -133,14 +130,10 @@ def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=Fals
 @click.argument("topic")
 @click.option("--reference", is_flag=True, help="Run the tests against the reference instead of your file.")
 @click.option("--all", "show_all", is_flag=True, help="Show every failure, not only the first.")
-@click.option("-v", "--verbose", is_flag=True,
-              help="Also show pytest's full output: every test, full tracebacks, all diffs.")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
-              help="Stop a test that runs longer than this (default: $DLFS_TEST_TIMEOUT, else 10).")
-def check(topic, reference, show_all, verbose, timeout):
+@click.option("-v", "--verbose", is_flag=True, help="Show full failure details.")
+def check(topic, reference, show_all, verbose):
     """Run TOPIC's tests against your file; all passing marks it complete."""
-    report = _check(get_topic(topic), reference=reference, show_all=show_all, verbose=verbose,
-                    timeout=timeout)
+    report = _check(get_topic(topic), reference=reference, show_all=show_all, verbose=verbose)
     sys.exit(0 if report.all_passed else 1)
 
 
