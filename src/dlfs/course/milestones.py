@@ -244,26 +244,30 @@ def learner_sources(milestone: int, completed: list[int]) -> tuple[TopicSource, 
     """For each built topic up to ``milestone`` that has code: the learner's files if the
     topic is completed and its files exist and compile, else why the reference is used."""
     from dlfs.course.registry import built_topics
-    from dlfs.course.workspace import check_syntax, learner_files
-    from dlfs.errors import DlfsError
+    from dlfs.course.workspace import learner_files
 
     sources = []
     for topic in built_topics():
-        if topic.number > milestone or not topic.modules:
-            continue
-        files = learner_files(topic)
-        reason = "" if topic.number in completed else "not completed"
-        for path in files.values() if not reason else ():
-            if not path.exists():
-                reason = f"{path} is missing"
-                break
-            try:
-                check_syntax(path)
-            except DlfsError as exc:
-                reason = str(exc).splitlines()[0]
-                break
-        sources.append(TopicSource(topic.number, files, reason))
+        if topic.number <= milestone and topic.modules:
+            files = learner_files(topic)
+            reason = _unusable(files) if topic.number in completed else "not completed"
+            sources.append(TopicSource(topic.number, files, reason))
     return tuple(sources)
+
+
+def _unusable(files: Mapping[str, Path]) -> str:
+    """Why the learner's files cannot be used ("" when they can)."""
+    from dlfs.course.workspace import check_syntax
+    from dlfs.errors import DlfsError
+
+    for path in files.values():
+        if not path.exists():
+            return f"{path} is missing"
+        try:
+            check_syntax(path)
+        except DlfsError as exc:
+            return str(exc).splitlines()[0]
+    return ""
 
 
 def describe_sources(sources: tuple[TopicSource, ...]) -> list[str]:
