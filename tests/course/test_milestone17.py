@@ -122,7 +122,7 @@ def test_the_data_note_comes_from_the_data_layer(tiny, monkeypatch):
         seen.append((name, str(folder)))
         return "a note from the data layer"
 
-    monkeypatch.setattr(dlfs.data, "describe_copy", describe_copy, raising=False)
+    monkeypatch.setattr(dlfs.data, "describe_copy", describe_copy)
     result = run_tiny(tiny)
     assert result.details["data_note"] == "a note from the data layer", result.details["data_note"]
     assert seen == [("cifar10", result.details["data_source"])], seen

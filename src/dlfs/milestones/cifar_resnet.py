@@ -203,10 +203,8 @@ def predict_flip_tta(model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
 
 def _data_note(folder) -> str:
     """The data layer's one-line note on whether ``folder`` holds the canonical CIFAR-10 files."""
-    try:
-        from dlfs.data import describe_copy
-    except ImportError:          # a data layer without describe_copy: no note
-        return ""
+    from dlfs.data import describe_copy
+
     return describe_copy("cifar10", folder) if folder is not None else ""
 
 
