@@ -29,8 +29,8 @@ Conventions (they match PyTorch):
 - A ``Tensor`` is a valid optimiser parameter: an optimiser may update ``.data`` in place
   (``p.data -= lr * p.grad``) and reset ``.grad`` (to ``None`` or zeros in place).
 
-This module also holds the library's only implementations of ``logsumexp``, ``softmax`` and
-``log_softmax`` on plain arrays (numerically stable); later topics import them from here.
+The methods ``logsumexp``, ``softmax`` and ``log_softmax`` call the stable array functions of
+``dlfs.numerics``, which this topic also writes (``workspace/02-autograd/numerics.py``).
 """
 
 from __future__ import annotations
@@ -39,61 +39,8 @@ import functools
 
 import numpy as np
 
+from dlfs.numerics import log_softmax, logsumexp, softmax
 from dlfs.tensor.broadcasting import unbroadcast
-
-# ---------------------------------------------------------------------------------------------
-# Numerically stable functions on plain arrays (used by the Tensor ops below and by later topics)
-# ---------------------------------------------------------------------------------------------
-
-
-def logsumexp(x: np.ndarray, axis=-1, keepdims: bool = False) -> np.ndarray:
-    """log(sum(exp(x), axis)) without overflow or underflow.
-
-    x: any shape; axis: an int, a tuple of ints or None (all axes). Returns x's shape with
-    ``axis`` removed (kept with size 1 if ``keepdims``), in x's floating dtype.
-    Uses logsumexp(x) = m + log(sum(exp(x - m))) with m = max(x): every exponent is <= 0.
-    A slice that is all -inf gives -inf (exp of nothing sums to 0); +inf gives +inf.
-    """
-    # TODO: subtract the max (with keepdims=True), exponentiate, sum, log, add the max back.
-    # BEGIN SOLUTION subtract the max along axis before exp, add it back after the log
-    x = np.asarray(x)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)       # all -inf (or some +inf): no shift needed
-    with np.errstate(divide="ignore"):
-        s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=keepdims))
-    return s + (m if keepdims else np.squeeze(m, axis=axis))
-    # END SOLUTION
-
-
-def softmax(x: np.ndarray, axis=-1) -> np.ndarray:
-    """exp(x) / sum(exp(x), axis), computed as exp(x - max) / sum(exp(x - max)) so that
-    nothing overflows. x: any shape; returns x's shape and dtype; sums to 1 along ``axis``.
-    Entries equal to -inf (masked) get probability 0."""
-    # BEGIN SOLUTION softmax along axis, shifted by the max for stability
-    x = np.asarray(x)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    e = np.exp(x - m)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return e / np.sum(e, axis=axis, keepdims=True)
-    # END SOLUTION
-
-
-def log_softmax(x: np.ndarray, axis=-1) -> np.ndarray:
-    """log(softmax(x, axis)) = (x - m) - log(sum(exp(x - m))) with m = max(x): accurate even
-    where softmax underflows to 0 (np.log(softmax(x)) would give -inf there). x: any shape.
-
-    Subtracting m first matters in float32: x - logsumexp(x) at x ~ 1e4 cancels two large
-    numbers and keeps only ~1e-3 of absolute precision."""
-    # BEGIN SOLUTION log-softmax: shift by the max, then subtract the log of the summed exps
-    x = np.asarray(x)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    shifted = x - m
-    with np.errstate(divide="ignore"):
-        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-    # END SOLUTION
-
 
 # ---------------------------------------------------------------------------------------------
 # Grad mode
@@ -613,10 +560,10 @@ class Tensor:
     # ------------------------------------------------------------ stable softmax family
 
     def logsumexp(self, axis=-1, keepdims: bool = False) -> Tensor:
-        """log(sum(exp(self), axis)) via the module's stable ``logsumexp``."""
+        """log(sum(exp(self), axis)) via the stable ``logsumexp`` of ``dlfs.numerics``."""
         a = self.data
         axes = _normalize_axes(axis, a.ndim)
-        # BEGIN SOLUTION forward of logsumexp (call the module-level logsumexp)
+        # BEGIN SOLUTION forward of logsumexp (call logsumexp from dlfs.numerics)
         out = logsumexp(a, axis=axes, keepdims=keepdims)
         # END SOLUTION
 
@@ -630,9 +577,9 @@ class Tensor:
         return Tensor._result(out, (self,), backward, "logsumexp")
 
     def softmax(self, axis: int = -1) -> Tensor:
-        """Softmax along ``axis`` via the module's stable ``softmax``."""
+        """Softmax along ``axis`` via the stable ``softmax`` of ``dlfs.numerics``."""
         a = self.data
-        # BEGIN SOLUTION forward of softmax (call the module-level softmax)
+        # BEGIN SOLUTION forward of softmax (call softmax from dlfs.numerics)
         out = softmax(a, axis=axis)
         # END SOLUTION
 
@@ -645,9 +592,9 @@ class Tensor:
         return Tensor._result(out, (self,), backward, "softmax")
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        """log(softmax(self)) along ``axis`` via the module's stable ``log_softmax``."""
+        """log(softmax(self)) along ``axis`` via the stable ``log_softmax`` of ``dlfs.numerics``."""
         a = self.data
-        # BEGIN SOLUTION forward of log_softmax (call the module-level log_softmax)
+        # BEGIN SOLUTION forward of log_softmax (call log_softmax from dlfs.numerics)
         out = log_softmax(a, axis=axis)
         # END SOLUTION
 

@@ -142,7 +142,7 @@ _TOPICS = [
     _t(1, "tensors-broadcasting", "Tensor Operations & Broadcasting", 0,
        ["dlfs.tensor.broadcasting"], built=True),
     _t(2, "autograd", "Autograd Engine From Scratch", 0,
-       ["dlfs.autograd.value", "dlfs.autograd.tensor"], built=True),
+       ["dlfs.autograd.value", "dlfs.autograd.tensor", "dlfs.numerics"], built=True),
     _t(3, "optimizers", "Optimization Algorithms", 0,
        ["dlfs.optim.optimizers", "dlfs.optim.schedules"], built=True),
     _t(4, "perceptron", "Single Layer Perceptron", 1, ["dlfs.nn.perceptron"], built=True),

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlfs.autograd.tensor import log_softmax
 from dlfs.nn.activations import sigmoid
+from dlfs.numerics import log_softmax
 
 REDUCTIONS = ("mean", "sum")
 
