@@ -7,7 +7,7 @@ import pytest
 from benchmarks.bench_resnet import torch_resnet9
 from dlfs.conv.resnet9 import Residual, ResNet9, Scale
 from dlfs.nn.layers import Linear
-from dlfs.nn.normalization import BatchNorm2d
+from dlfs.nn.batchnorm import BatchNorm2d
 from dlfs.testing import assert_close, check_layer_gradients, randomize_batchnorm
 from torch_oracle import to_numpy, to_torch, torch_or_skip
 

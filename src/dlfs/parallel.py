@@ -1,4 +1,4 @@
-"""Run independent chunks of array work on all cores.
+"""Run independent chunks of array work on all cores, and size the chunks.
 
 NumPy releases the GIL inside copies and matrix products, so Python threads can work on
 different chunks of a batch at the same time. For the small matrix products of a
@@ -8,6 +8,11 @@ to one thread each (``threadpoolctl``), and the library's usual setting is resto
 
 ``DLFS_NUM_THREADS`` sets the number of workers (default: the number of CPUs; 1 turns the
 thread pool off).
+
+This is the speed scaffolding of the layers, given in the exercises around the per-chunk
+functions the learner writes: the convolutions split the batch into chunks whose working
+arrays fit in the CPU cache (:func:`items_per_chunk`, about ``CHUNK_BYTES`` each), and the
+batch norms split their channels into one block per worker (:func:`map_blocks`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ _controller = None
 _lock = threading.Lock()
 _inside = threading.local()
 _CPUS = os.cpu_count() or 1          # looked up once: num_workers() runs on every conv and batch norm
+
+CHUNK_BYTES = 4 * 2 ** 20            # aim for working arrays of about 4 MiB per chunk
 
 
 def num_workers() -> int:
@@ -69,3 +76,16 @@ def map_chunks(fn: Callable[[int, int], T], n: int, step: int) -> list[T]:
     with controller.limit(limits=1, user_api="blas"):
         return list(pool.map(run, bounds))
 
+
+def map_blocks(fn: Callable[[int, int], T], n: int) -> list[T]:
+    """:func:`map_chunks` over ``range(n)`` split into one block per worker (the last may be
+    shorter): for work whose items (e.g. the channels of a batch norm) are few and large."""
+    return map_chunks(fn, n, max(1, -(-n // num_workers())))
+
+
+def items_per_chunk(n: int, bytes_per_item: int) -> int:
+    """How many of ``n`` items (the samples of a batch) to process at once so that a chunk's
+    working array, ``bytes_per_item`` per item, is about ``CHUNK_BYTES``: small enough to stay
+    in the CPU cache between the copy that fills it and the product that reads it.
+    Returns an int in [1, max(n, 1)]."""
+    return int(max(1, min(max(n, 1), CHUNK_BYTES // max(1, bytes_per_item))))

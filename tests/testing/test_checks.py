@@ -7,7 +7,7 @@ import pytest
 
 from dlfs.nn.forward import linear_forward
 from dlfs.nn.layers import Layer, Linear, Parameter, linear_backward
-from dlfs.nn.normalization import BatchNorm2d
+from dlfs.nn.batchnorm import BatchNorm2d
 from dlfs.nn.regularization import Dropout
 from dlfs.testing import check_layer, check_layer_gradients, check_op
 from torch_oracle import torch_or_skip

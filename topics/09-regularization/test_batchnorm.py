@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlfs.nn import regularization as reg
+from dlfs.nn.batchnorm import BatchNorm1d
 from dlfs.testing import assert_close, check_gradients
 from torch_oracle import to_numpy, to_torch, torch_or_skip
 
@@ -15,7 +15,7 @@ N, D = 6, 4
 
 def make_bn(seed=0, **kwargs):
     rng = np.random.default_rng(seed)
-    bn = reg.BatchNorm1d(D, dtype=np.float64, **kwargs)
+    bn = BatchNorm1d(D, dtype=np.float64, **kwargs)
     bn.gamma.data[...] = rng.uniform(0.5, 2.0, size=D)
     bn.beta.data[...] = rng.normal(size=D)
     return bn
@@ -111,7 +111,7 @@ def test_training_output_ignores_shift_and_scale_and_dx_sums_to_zero(n, d, seed,
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
     dy = rng.normal(size=(n, d))
-    bn = reg.BatchNorm1d(d, eps=0.0, dtype=np.float64)
+    bn = BatchNorm1d(d, eps=0.0, dtype=np.float64)
     bn.gamma.data[...] = rng.uniform(0.5, 2.0, size=d)
     y = bn.forward(x)
     dx = bn.backward(dy)
@@ -173,7 +173,7 @@ def test_state_dict_holds_parameters_and_running_statistics():
     state = bn.state_dict()
     assert set(state) == {"gamma", "beta", "running_mean", "running_var"}, f"state_dict keys: {sorted(state)}"
     assert_close(state["running_mean"], 0.1 * batch().mean(axis=0), rtol=1e-12, what="saved running_mean")
-    fresh = reg.BatchNorm1d(D, dtype=np.float64)
+    fresh = BatchNorm1d(D, dtype=np.float64)
     fresh.load_state_dict(state)
     bn.eval()
     fresh.eval()
@@ -182,7 +182,7 @@ def test_state_dict_holds_parameters_and_running_statistics():
 
 
 def test_float32_stays_float32_and_one_sample_training_batch_is_rejected():
-    bn = reg.BatchNorm1d(D)
+    bn = BatchNorm1d(D)
     x = batch().astype(np.float32)
     y = bn.forward(x)
     assert y.dtype == np.float32, f"expected float32 output, got {y.dtype}"

@@ -6,7 +6,7 @@ import pytest
 from dlfs.conv import resnet
 from dlfs.conv.im2col import Conv2d, conv2d_forward
 from dlfs.nn.layers import Sequential
-from dlfs.nn.normalization import BatchNorm2d
+from dlfs.nn.batchnorm import BatchNorm2d
 from dlfs.testing import assert_close, check_layer_gradients, randomize_batchnorm
 from torch_oracle import to_numpy, to_torch
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlfs.nn import normalization as nm
+from dlfs.nn.batchnorm import BatchNorm2d
 from dlfs.testing import assert_close, check_gradients
 from torch_oracle import to_numpy, to_torch, torch_or_skip
 
@@ -15,7 +15,7 @@ C = 3
 
 def make_bn(seed=0, c=C, **kwargs):
     rng = np.random.default_rng(seed)
-    bn = nm.BatchNorm2d(c, dtype=np.float64, **kwargs)
+    bn = BatchNorm2d(c, dtype=np.float64, **kwargs)
     bn.gamma.data[...] = rng.uniform(0.5, 2.0, size=c)
     bn.beta.data[...] = rng.normal(size=c)
     return bn
@@ -184,7 +184,7 @@ def test_state_dict_round_trip_of_running_statistics():
     assert set(state) == {"gamma", "beta", "running_mean", "running_var"}, f"state_dict keys: {sorted(state)}"
     assert_close(state["running_mean"], bn.running_mean, rtol=0, atol=0, what="saved running_mean")
     assert not np.allclose(state["running_var"], 1.0), "three training batches must have moved running_var"
-    fresh = nm.BatchNorm2d(C, dtype=np.float64)
+    fresh = BatchNorm2d(C, dtype=np.float64)
     fresh.load_state_dict(state)
     assert_close(fresh.running_var, bn.running_var, rtol=0, atol=0, what="running_var after load_state_dict")
     bn.eval()
@@ -194,7 +194,7 @@ def test_state_dict_round_trip_of_running_statistics():
 
 
 def test_float32_stays_float32():
-    bn = nm.BatchNorm2d(C)
+    bn = BatchNorm2d(C)
     x = batch(13, n=8, h=4, w=4).astype(np.float32)
     y = bn.forward(x)
     assert y.dtype == np.float32, f"expected float32 output, got {y.dtype}"
@@ -229,7 +229,7 @@ def test_training_output_ignores_per_channel_shift_and_scale(n, c, h, w, seed, s
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w))
     dy = rng.standard_normal(x.shape)
-    bn = nm.BatchNorm2d(c, eps=1e-12, dtype=np.float64)
+    bn = BatchNorm2d(c, eps=1e-12, dtype=np.float64)
     bn.gamma.data[...] = rng.uniform(0.5, 2.0, size=c)
     y = bn.forward(x)
     dx = bn.backward(dy)

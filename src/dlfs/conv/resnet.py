@@ -40,7 +40,7 @@ from dlfs.conv.im2col import Conv2d
 from dlfs.conv.pooling import GlobalAvgPool2d
 from dlfs.nn.activations import ReLU
 from dlfs.nn.layers import Layer, Linear, Sequential
-from dlfs.nn.normalization import BatchNorm2d
+from dlfs.nn.batchnorm import BatchNorm2d
 
 
 class BasicBlock(Layer):
@@ -62,7 +62,7 @@ class BasicBlock(Layer):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, residual: bool = True,
                  rng: np.random.Generator | int | None = None, dtype=np.float32):
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = np.random.default_rng(rng)
         self.residual = bool(residual)
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False,
                             rng=rng, dtype=dtype)
@@ -135,7 +135,7 @@ class ResNet(Layer):
     def __init__(self, blocks_per_stage: int = 3, widths=(16, 32, 64), num_classes: int = 10,
                  in_channels: int = 3, residual: bool = True,
                  rng: np.random.Generator | int | None = None, dtype=np.float32, stem_stride: int = 1):
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = np.random.default_rng(rng)
         self.depth = 6 * blocks_per_stage + 2 if len(widths) == 3 else None
         layers: list[Layer] = [
             Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1, bias=False, rng=rng,

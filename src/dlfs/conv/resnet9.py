@@ -32,7 +32,7 @@ from dlfs.conv.im2col import Conv2d
 from dlfs.conv.pooling import MaxPool2d
 from dlfs.nn.activations import ReLU
 from dlfs.nn.layers import Flatten, Layer, Linear, Sequential
-from dlfs.nn.normalization import BatchNorm2d
+from dlfs.nn.batchnorm import BatchNorm2d
 
 
 class Residual(Layer):
@@ -94,7 +94,7 @@ class ResNet9(Layer):
                  rng: np.random.Generator | int | None = None, dtype=np.float32, image_size: int = 32):
         if image_size < 8 or image_size % 8:
             raise ValueError(f"ResNet9 needs an image size that is a multiple of 8, got {image_size}")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = np.random.default_rng(rng)
         c1, c2, c3, c4 = width, 2 * width, 4 * width, 8 * width
         self.width, self.image_size = int(width), int(image_size)
 

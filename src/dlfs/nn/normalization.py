@@ -17,8 +17,9 @@ M values that share a mean and variance, 1/σ̂ = 1/√(σ² + eps) and dx̂ = d
 (see the lesson for the derivation; RMSNorm has no mean term). :func:`normalize` and
 :func:`normalize_backward` implement the statistics and this identity once, for any axes;
 the layers reshape their input so that the right values share an axis, and add the affine
-part. ``BatchNorm2d`` writes the same identity out with its per-channel sums, because it
-runs on the hot path of a ResNet.
+part. ``BatchNorm2d``, also Topic 16's, lives with Topic 09's ``BatchNorm1d`` in
+``dlfs.nn.batchnorm`` (this topic's second exercise file): it writes the same identity out
+with its per-channel sums, because it runs on the hot path of a ResNet.
 
 Layers follow the contract of ``dlfs.nn.layers``: ``forward`` caches, ``backward`` returns
 dx and accumulates parameter gradients with ``Parameter.accumulate_grad``. Outputs keep
@@ -32,8 +33,6 @@ import math
 import numpy as np
 
 from dlfs.nn.layers import Layer, Parameter
-from dlfs.nn.regularization import BatchNormBase
-from dlfs.parallel import map_chunks, num_workers
 
 
 # -- the shared statistics and their backward -----------------------------------------------
@@ -92,93 +91,6 @@ def _as_shape(normalized_shape) -> tuple[int, ...]:
     if not shape or min(shape) < 1:
         raise ValueError(f"normalized_shape must be a positive size or tuple of sizes, got {normalized_shape}")
     return shape
-
-
-# -- batch normalisation for images ---------------------------------------------------------
-
-class BatchNorm2d(BatchNormBase):
-    """Batch normalisation for images, as ``torch.nn.BatchNorm2d``.
-
-    x: (N, C, H, W) -> y: (N, C, H, W). Training: per channel, μ and σ² (biased) over the
-    N·H·W values of that channel; ``running_mean``/``running_var`` (C,) move towards μ and
-    the *unbiased* σ² with ``momentum``. Evaluation: the running statistics instead.
-    Parameters ``gamma`` (ones) and ``beta`` (zeros): (C,). Buffers saved in ``state_dict``.
-    """
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C, H, W) -> (N, C, H, W). Caches x̂ and 1/σ̂ for backward."""
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2d({self.num_features}) expects input (N, {self.num_features}, H, W), "
-                             f"got {x.shape}")
-        # TODO: statistics over axes (0, 2, 3); in training update the running statistics
-        #       (unbiased variance, factor M / (M - 1) with M = N·H·W); in eval use them.
-        # BEGIN SOLUTION per-channel statistics over (N, H, W) in training (updating the running ones), running statistics in eval
-        shape = (1, -1, 1, 1)
-        n, c = x.shape[:2]
-        m = n * x.shape[2] * x.shape[3]
-        if self.training and m < 2:
-            raise ValueError(f"BatchNorm2d needs more than one value per channel in training, got {x.shape}")
-        training = self.training
-        mean = np.empty(c, dtype=x.dtype) if training else self.running_mean.astype(x.dtype, copy=False)
-        var = np.empty(c, dtype=x.dtype) if training else self.running_var.astype(x.dtype, copy=False)
-        inv_std = np.empty(c, dtype=x.dtype)
-        x_hat, y = np.empty_like(x), np.empty_like(x)
-
-        def channels(c0, c1):                      # channels are independent: run blocks in parallel
-            xh = x_hat[:, c0:c1]
-            if training:
-                mean[c0:c1] = x[:, c0:c1].mean(axis=(0, 2, 3))
-            np.subtract(x[:, c0:c1], mean[c0:c1].reshape(shape), out=xh)
-            if training:
-                var[c0:c1] = np.einsum("nchw,nchw->c", xh, xh) / m
-            inv_std[c0:c1] = 1.0 / np.sqrt(var[c0:c1] + self.eps)
-            xh *= inv_std[c0:c1].reshape(shape)
-            np.multiply(xh, self.gamma.data[c0:c1].reshape(shape), out=y[:, c0:c1])
-            y[:, c0:c1] += self.beta.data[c0:c1].reshape(shape)
-
-        map_chunks(channels, c, -(-c // num_workers()))
-        if training:
-            mom = self.momentum
-            self.running_mean = ((1 - mom) * self.running_mean + mom * mean).astype(self.running_mean.dtype)
-            self.running_var = ((1 - mom) * self.running_var + mom * var * (m / (m - 1))).astype(
-                self.running_var.dtype)
-        self.cache = (x_hat, inv_std, training)
-        return y
-        # END SOLUTION
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy: (N, C, H, W) -> dx: (N, C, H, W); accumulates gamma.grad and beta.grad."""
-        if self.cache is None:
-            raise RuntimeError("BatchNorm2d.backward called before forward")
-        # TODO: the shared identity with dx̂ = γ·dy, where γ and σ̂ are constant over a channel's
-        #       (N, H, W) values: mean(dx̂) = γ·dbeta/M and mean(dx̂·x̂) = γ·dgamma/M — reuse the
-        #       parameter gradients instead of forming dx̂ (M = N·H·W).
-        # BEGIN SOLUTION dgamma = Σ dy·x̂, dbeta = Σ dy over (N, H, W); dx by the compact formula (training) or dy·γ/σ̂ (eval)
-        x_hat, inv_std, training = self.cache
-        shape = (1, -1, 1, 1)
-        c = dy.shape[1]
-        m = dy.shape[0] * dy.shape[2] * dy.shape[3]
-        dgamma, dbeta = np.empty(c, dtype=dy.dtype), np.empty(c, dtype=dy.dtype)
-        dx = np.empty_like(dy)
-
-        def channels(c0, c1):
-            d, xh, out = dy[:, c0:c1], x_hat[:, c0:c1], dx[:, c0:c1]
-            dbeta[c0:c1] = db = d.sum(axis=(0, 2, 3))
-            dgamma[c0:c1] = dg = np.einsum("nchw,nchw->c", d, xh)
-            g = (self.gamma.data[c0:c1] * inv_std[c0:c1]).astype(dy.dtype, copy=False).reshape(shape)
-            if not training:
-                np.multiply(d, g, out=out)
-                return
-            np.multiply(xh, (dg / m).reshape(shape), out=out)
-            out += (db / m).reshape(shape)
-            np.subtract(d, out, out=out)
-            out *= g
-
-        map_chunks(channels, c, -(-c // num_workers()))
-        self.gamma.accumulate_grad(dgamma)
-        self.beta.accumulate_grad(dbeta)
-        return dx
-        # END SOLUTION
 
 
 # -- per-sample normalisations --------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""Topic 09 — Regularization: L2 penalty, dropout, batch normalization, early stopping.
+"""Topic 09 — Regularization: L2 penalty, dropout, early stopping (and batch normalization).
 
 * :func:`l2_penalty` / :func:`add_l2_grad` — the L2 term (λ/2) Σ‖θ‖² added to the loss and
   its gradient λθ. With plain SGD this *is* weight decay; with Adam it is not (AdamW's
   decoupled decay in ``dlfs.optim.optimizers`` is), which the lesson shows numerically.
 * :class:`Dropout` — inverted dropout: zero each activation with probability p in training
   and scale the survivors by 1/(1 - p), so evaluation is the identity.
-* :class:`BatchNorm1d` — normalise each feature with the batch's statistics in training and
-  with running averages in evaluation; learnable scale γ and shift β.
+* ``BatchNorm1d`` — normalise each feature with the batch's statistics in training and
+  with running averages in evaluation; learnable scale γ and shift β. It lives with the
+  other batch norm in ``dlfs.nn.batchnorm``, Topic 09's second exercise file.
 * :class:`EarlyStopping` — stop when the validation metric has not improved for
   ``patience`` epochs, and remember the best one.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlfs.nn.layers import Layer, Parameter
+from dlfs.nn.layers import Layer
 
 
 # -- L2 regularisation ----------------------------------------------------------------------
@@ -67,7 +68,7 @@ class Dropout(Layer):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability must be in [0, 1], got {p}")
         self.p = float(p)
-        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.rng = np.random.default_rng(rng)
         self.mask: np.ndarray | None = None      # the scaled mask m / (1 - p) of the last forward
 
     def extra_repr(self) -> str:
@@ -92,89 +93,6 @@ class Dropout(Layer):
         """dy: shaped like the last forward's x. The same mask gates the gradient."""
         # BEGIN SOLUTION multiply by the stored mask (identity when there is none)
         return dy if self.mask is None else dy * self.mask
-        # END SOLUTION
-
-
-# -- batch normalisation --------------------------------------------------------------------
-
-class BatchNormBase(Layer):
-    """What every batch norm has: per-feature ``gamma`` (ones) and ``beta`` (zeros), running
-    statistics ``running_mean`` (zeros) and ``running_var`` (ones) saved in ``state_dict``,
-    ``eps`` and ``momentum``. Subclasses say which axes hold the batch (forward/backward)."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 dtype=np.float32):
-        self.num_features = int(num_features)
-        self.eps = float(eps)
-        self.momentum = float(momentum)
-        self.gamma = Parameter(np.ones(num_features, dtype=dtype), name="gamma")
-        self.beta = Parameter(np.zeros(num_features, dtype=dtype), name="beta")
-        self.running_mean = np.zeros(num_features, dtype=dtype)
-        self.running_var = np.ones(num_features, dtype=dtype)
-        self.cache: tuple | None = None
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return {"running_mean": self.running_mean, "running_var": self.running_var}
-
-
-class BatchNorm1d(BatchNormBase):
-    """Batch normalisation over the batch axis, as ``torch.nn.BatchNorm1d`` for (N, D) input.
-
-    Training (statistics of the batch, per feature):
-        μ = mean_n x,   σ² = mean_n (x - μ)²   (biased),   x̂ = (x - μ) / √(σ² + eps)
-        y = γ x̂ + β
-        running_mean ← (1 - momentum) running_mean + momentum μ
-        running_var  ← (1 - momentum) running_var  + momentum σ² N / (N - 1)   (unbiased)
-    Evaluation: the same with μ, σ² replaced by running_mean, running_var.
-
-    Backward in training goes through μ and σ² too (every x_n affects every y_m):
-        dx = (1/N) γ / √(σ² + eps) (N dy - Σ_n dy - x̂ Σ_n (dy x̂))
-        dγ += Σ_n dy x̂,   dβ += Σ_n dy
-
-    x: (N, D) -> y: (N, D). Parameters ``gamma``, ``beta``: (D,); buffers ``running_mean``
-    (zeros) and ``running_var`` (ones): (D,), saved in ``state_dict``.
-    """
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}) expects input (N, {self.num_features}), "
-                             f"got {x.shape}")
-        # TODO: training needs N > 1 (raise ValueError otherwise: one sample has no variance).
-        # Cache x̂, 1/√(σ² + eps) and the mode for backward.
-        # BEGIN SOLUTION normalise with batch statistics (training, updating the running ones) or running statistics (eval)
-        if self.training:
-            n = x.shape[0]
-            if n < 2:
-                raise ValueError(f"BatchNorm1d needs more than one sample per batch in training, got {n}")
-            mean = x.mean(axis=0)
-            var = x.var(axis=0)
-            m = self.momentum
-            self.running_mean = (1 - m) * self.running_mean + m * mean.astype(self.running_mean.dtype)
-            self.running_var = (1 - m) * self.running_var + m * (var * (n / (n - 1))).astype(self.running_var.dtype)
-        else:
-            mean = self.running_mean.astype(x.dtype, copy=False)
-            var = self.running_var.astype(x.dtype, copy=False)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        x_hat = (x - mean) * inv_std
-        self.cache = (x_hat, inv_std, self.training)
-        return self.gamma.data * x_hat + self.beta.data
-        # END SOLUTION
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy: (N, D) -> dx: (N, D); accumulates gamma.grad and beta.grad (with
-        ``Parameter.accumulate_grad``: a gradient an optimiser set to None starts afresh)."""
-        # BEGIN SOLUTION accumulate dgamma, dbeta; dx with the compact formula in training, dy γ inv_std in eval
-        x_hat, inv_std, training = self.cache
-        self.gamma.accumulate_grad(np.sum(dy * x_hat, axis=0))
-        self.beta.accumulate_grad(np.sum(dy, axis=0))
-        g = self.gamma.data * inv_std
-        if not training:
-            return dy * g
-        n = dy.shape[0]
-        return (g / n) * (n * dy - dy.sum(axis=0) - x_hat * np.sum(dy * x_hat, axis=0))
         # END SOLUTION
 
 

@@ -11,7 +11,7 @@ from dlfs.testing.checks import check_layer
 def randomize_batchnorm(model, seed: int = 0) -> None:
     """Give every BatchNorm2d of ``model`` non-trivial γ, β and running statistics (the defaults
     1, 0, 0, 1 would hide a γ/β mix-up or a missing normalisation)."""
-    from dlfs.nn.normalization import BatchNorm2d
+    from dlfs.nn.batchnorm import BatchNorm2d
 
     rng = np.random.default_rng(seed)
     for bn in [l for l in model.sublayers() if isinstance(l, BatchNorm2d)]:
