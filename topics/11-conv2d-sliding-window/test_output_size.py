@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlfs.conv import geometry
 from dlfs.conv import sliding_window as sw
 
 
@@ -21,7 +22,7 @@ from dlfs.conv import sliding_window as sw
     (4, 1, 1, 2, 1, 8),          # 1x1 kernel with padding
 ])
 def test_conv_output_size_values(size, kernel, stride, padding, dilation, expected):
-    got = sw.conv_output_size(size, kernel, stride, padding, dilation)
+    got = geometry.conv_output_size(size, kernel, stride, padding, dilation)
     assert got == expected, (
         f"conv_output_size(size={size}, kernel={kernel}, stride={stride}, padding={padding}, "
         f"dilation={dilation}): expected {expected}, got {got}"
@@ -38,9 +39,9 @@ def test_conv_output_size_counts_the_windows_that_fit(size, kernel, stride, padd
     fitting = sum(1 for start in range(0, padded, stride) if start + span <= padded)
     if fitting == 0:
         with pytest.raises(ValueError):
-            sw.conv_output_size(size, kernel, stride, padding, dilation)
+            geometry.conv_output_size(size, kernel, stride, padding, dilation)
     else:
-        got = sw.conv_output_size(size, kernel, stride, padding, dilation)
+        got = geometry.conv_output_size(size, kernel, stride, padding, dilation)
         assert got == fitting, (
             f"size {size}, kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}: "
             f"{fitting} windows fit, conv_output_size returned {got}"
@@ -56,7 +57,7 @@ def test_conv_output_size_refuses_an_empty_output_with_a_clear_message(size, ker
     span = dilation * (kernel - 1) + 1
     padded = size + 2 * padding
     with pytest.raises(ValueError) as info:
-        sw.conv_output_size(size, kernel, 1, padding, dilation)
+        geometry.conv_output_size(size, kernel, 1, padding, dilation)
     message = str(info.value)
     assert str(span) in message and str(padded) in message, (
         f"the message must give the dilated kernel span ({span}) and the padded size ({padded}); "
@@ -74,8 +75,8 @@ def test_conv_output_size_refuses_an_empty_output_with_a_clear_message(size, ker
 def test_conv_output_size_rejects_bad_arguments_by_name(name, kwargs):
     args = dict(size=8, kernel=3, stride=1, padding=0, dilation=1) | kwargs
     with pytest.raises(ValueError, match=name):
-        sw.conv_output_size(**args)
-    assert sw.conv_output_size(8, 3, 1, 0, 1) == 6, "conv_output_size(8, 3) must be 6"
+        geometry.conv_output_size(**args)
+    assert geometry.conv_output_size(8, 3, 1, 0, 1) == 6, "conv_output_size(8, 3) must be 6"
 
 
 def test_forward_rejects_a_kernel_that_does_not_fit():

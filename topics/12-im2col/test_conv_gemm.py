@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlfs import parallel
 from dlfs.conv import im2col as ic
 from dlfs.conv import sliding_window as naive
 from dlfs.testing import assert_close
@@ -89,7 +90,7 @@ def test_results_do_not_depend_on_the_chunk_size(monkeypatch):
         out_ref = naive.conv2d_forward_naive(x, w, b, *g)
         dout = np.random.default_rng(8).standard_normal(out_ref.shape)
         grads_ref = naive.conv2d_backward_naive(dout, x, w, *g)
-        monkeypatch.setattr(ic, "CHUNK_BYTES", 8, raising=False)
+        monkeypatch.setattr(parallel, "CHUNK_BYTES", 8)
         out = ic.conv2d_forward(x, w, b, *g)
         grads = ic.conv2d_backward(dout, x, w, *g)
         monkeypatch.undo()

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlfs import parallel
 from dlfs.conv import im2col as ic
 from dlfs.conv import modern as mc
 from dlfs.conv import sliding_window as naive
@@ -166,7 +167,7 @@ def test_float32_stays_float32_and_chunking_does_not_change_results(monkeypatch)
     x64, w64, b64, d64 = (a.astype(np.float64) for a in (x, w, b, dout))
     expected = grouped_by_loops(x64, w64, b64, *g, groups)
     assert_close(out, expected, rtol=1e-4, atol=1e-4, what="float32 forward")
-    monkeypatch.setattr(ic, "CHUNK_BYTES", 8, raising=False)      # one sample per chunk
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 8)      # one sample per chunk
     assert_close(mc.grouped_conv2d_forward(x64, w64, b64, *g, groups=groups), expected, rtol=1e-10, atol=1e-12,
                  what="forward with one sample per chunk")
     for name, a, e in zip(("dx", "dw", "db"), mc.grouped_conv2d_backward(d64, x64, w64, *g, groups=groups),

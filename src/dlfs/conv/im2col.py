@@ -20,14 +20,18 @@ is the final reshape. The backward is two more products and ``col2im``, the adjo
 For a stride-1 convolution ``dx`` is itself a convolution — of ``dout`` with the kernel flipped
 in space and with C_in and C_out swapped — so it reuses the fast forward instead of ``col2im``.
 
-Work is done a few samples at a time (``_samples_per_chunk``): the column matrix of a chunk stays
-in the CPU cache instead of making a multi-hundred-megabyte round trip through memory. The chunks
-are independent, so ``dlfs.parallel.map_chunks`` (given) runs them on all cores at once, one
-single-threaded matrix product each — faster, for products this small, than one product split
-across the cores by the BLAS library.
+Work is done a few samples at a time (``dlfs.parallel.items_per_chunk``): the column matrix of
+a chunk stays in the CPU cache instead of making a multi-hundred-megabyte round trip through
+memory. The chunks are independent, so ``dlfs.parallel.map_chunks`` runs them on all cores at
+once, one single-threaded matrix product each — faster, for products this small, than one
+product split across the cores by the BLAS library. That scaffolding is given:
+``conv2d_forward`` and ``conv2d_backward`` split the batch and call the per-chunk functions
+you write.
 
 - ``im2col`` / ``col2im``: patches to columns and back
-- ``conv2d_forward`` / ``conv2d_backward``: the layer's math as matrix products
+- ``_conv2d_forward_chunk`` / ``_conv2d_backward_chunk``: the layer's math as matrix products,
+  on one chunk of samples; ``conv2d_forward`` / ``conv2d_backward`` (given around them, except
+  ``db`` and the stride-1 ``dx``)
 - ``Conv2d``: the layer (He-initialised weights, cached input, accumulated gradients)
 
 Shapes: x (N, C_in, H, W); w (C_out, C_in, kh, kw); b (C_out,); out (N, C_out, H_out, W_out).
@@ -38,34 +42,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlfs.conv.sliding_window import _check_conv_args, _pair, conv_output_size, pad_hw
+from dlfs.conv.geometry import (
+    check_conv_args,
+    conv_geometry,
+    input_grad_is_a_convolution,
+    layer_geometry,
+    pad_hw,
+)
 from dlfs.nn.init import kaiming_normal
 from dlfs.nn.layers import Layer, Parameter
-from dlfs.parallel import map_chunks
+from dlfs.parallel import items_per_chunk, map_chunks
 from dlfs.tensor.broadcasting import sliding_window_view
-
-CHUNK_BYTES = 4 * 2 ** 20        # aim for column matrices of about 4 MiB per chunk
-
-
-def _samples_per_chunk(n: int, per_sample: int, itemsize: int) -> int:
-    """How many samples to process at once so that a chunk's column matrix (``per_sample``
-    elements per sample) is about ``CHUNK_BYTES`` (given). Returns an int in [1, max(n, 1)]."""
-    return int(max(1, min(max(n, 1), CHUNK_BYTES // max(1, per_sample * itemsize))))
-
-
-def _geometry(x_shape, kh: int, kw: int, stride, padding, dilation):
-    """Unpack and check the convolution geometry (given).
-
-    Returns ``(H_out, W_out, (s_h, s_w), (p_h, p_w), (d_h, d_w))``; raises ValueError (from
-    ``conv_output_size``) for bad values or an empty output.
-    """
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
-    H, W = x_shape[-2:]
-    H_out = conv_output_size(H, kh, sh, ph, dh)
-    W_out = conv_output_size(W, kw, sw, pw, dw)
-    return H_out, W_out, (sh, sw), (ph, pw), (dh, dw)
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride=1, padding=0, dilation=1) -> np.ndarray:
@@ -84,7 +71,7 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride=1, padding=0, dilation=1) -> 
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"im2col needs x of shape (N, C, H, W), got {x.shape}")
-    H_out, W_out, (sh, sw), (ph, pw), (dh, dw) = _geometry(x.shape, kh, kw, stride, padding, dilation)
+    H_out, W_out, (sh, sw), (ph, pw), (dh, dw) = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     # TODO: the view has shape (N, C, H_out, W_out, span_h, span_w) with span = d·(k − 1) + 1;
     #       keep every d-th tap of each window, move (H_out, W_out) last, copy into a new
     #       (N, C, kh, kw, H_out, W_out) array and reshape it (free: it is contiguous).
@@ -116,7 +103,7 @@ def col2im(cols: np.ndarray, x_shape, kh: int, kw: int, stride=1, padding=0,
     """
     cols = np.asarray(cols)
     N, C, H, W = (int(s) for s in x_shape)
-    H_out, W_out, (sh, sw), (ph, pw), (dh, dw) = _geometry((H, W), kh, kw, stride, padding, dilation)
+    H_out, W_out, (sh, sw), (ph, pw), (dh, dw) = conv_geometry((H, W), kh, kw, stride, padding, dilation)
     expected = (N, C * kh * kw, H_out * W_out)
     if cols.shape != expected:
         raise ValueError(f"col2im: cols must have shape {expected} for x of shape {tuple(x_shape)}, "
@@ -136,14 +123,24 @@ def col2im(cols: np.ndarray, x_shape, kh: int, kw: int, stride=1, padding=0,
     # END SOLUTION
 
 
-def _input_grad_is_a_convolution(stride, padding, dilation, kh: int, kw: int) -> bool:
-    """True when dx of the convolution is the stride-1 convolution of dout with the flipped,
-    channel-swapped kernel and padding ``d·(k − 1) − p`` (given): stride 1 and
-    ``p <= d·(k − 1)`` on both axes."""
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
-    return sh == 1 and sw == 1 and ph <= dh * (kh - 1) and pw <= dw * (kw - 1)
+def _conv2d_forward_chunk(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, out: np.ndarray,
+                          stride, padding, dilation) -> None:
+    """The forward of one chunk of samples, written into ``out``: ``out_n = W2 @ im2col(x)_n + b``.
+
+    x: (B, C_in, H, W), a few samples of the batch; w: (C_out, C_in, kh, kw) and b: (C_out,)
+    or None, both in out's dtype; out: (B, C_out, H_out·W_out), the chunk's slice of
+    :func:`conv2d_forward`'s output — write into it (``np.matmul(..., out=out)``, ``+=``),
+    never rebind it. stride, padding, dilation: int or (h, w) pair.
+    """
+    # TODO: W2 = w as a (C_out, C_in·kh·kw) matrix; one (batched) matmul (C_out, K) @ (B, K, L)
+    #       with the chunk's im2col columns, straight into out; then the bias b[:, None].
+    # BEGIN SOLUTION one matmul of the weight matrix with the chunk's im2col columns into out; add the bias
+    C_out, C_in, kh, kw = w.shape
+    cols = im2col(x, kh, kw, stride, padding, dilation).astype(out.dtype, copy=False)
+    np.matmul(w.reshape(C_out, C_in * kh * kw), cols, out=out)
+    if b is not None:
+        out += b[:, None]
+    # END SOLUTION
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1,
@@ -154,33 +151,50 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, st
     dilation: int or (h, w) pair. Returns out: (N, C_out, H_out, W_out), C-contiguous, in
     ``np.result_type(x, w)``; equal to Topic 11's ``conv2d_forward_naive``.
 
-    Processes ``_samples_per_chunk`` samples at a time, the chunks in parallel: im2col of the
-    chunk (which pads it), one (batched) matmul ``(C_out, K) @ (B, K, L)`` written straight into
-    the output; then the bias.
+    Given: the batch is split into chunks of a few samples (``items_per_chunk``: about
+    ``dlfs.parallel.CHUNK_BYTES`` of im2col columns each, so that they stay in the CPU cache)
+    and the chunks run in parallel threads (``map_chunks``), each calling
+    :func:`_conv2d_forward_chunk` on its slice of the output.
     """
     x = np.asarray(x)
     w = np.asarray(w)
-    _check_conv_args(x, w, b)
+    check_conv_args(x, w, b)
     C_out, C_in, kh, kw = w.shape
-    H_out, W_out, *_ = _geometry(x.shape, kh, kw, stride, padding, dilation)
-    # TODO: W2 = w as a (C_out, C_in·kh·kw) matrix; for each chunk [lo, hi) of samples,
-    #       np.matmul(W2, im2col(chunk), out=out[lo:hi]) (write chunk(lo, hi) and let
-    #       map_chunks(chunk, N, step) run it for every chunk); add b[:, None].
-    # BEGIN SOLUTION chunk the batch; per chunk one matmul of the weight matrix with the chunk's im2col columns; add the bias
+    H_out, W_out, *_ = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     N = x.shape[0]
     dtype = np.result_type(x, w)
-    K, L = C_in * kh * kw, H_out * W_out
-    W2 = w.reshape(C_out, K).astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    b = None if b is None else np.asarray(b, dtype=dtype)
+    L = H_out * W_out
     out = np.empty((N, C_out, L), dtype=dtype)
 
-    def chunk(lo, hi):                               # samples [lo, hi): columns, then one matmul
-        cols = im2col(x[lo:hi], kh, kw, stride, padding, dilation).astype(dtype, copy=False)
-        np.matmul(W2, cols, out=out[lo:hi])
+    def chunk(lo, hi):                               # samples [lo, hi)
+        _conv2d_forward_chunk(x[lo:hi], w, b, out[lo:hi], stride, padding, dilation)
 
-    map_chunks(chunk, N, _samples_per_chunk(N, K * L, dtype.itemsize))
-    if b is not None:
-        out += np.asarray(b, dtype=dtype)[:, None]
+    map_chunks(chunk, N, items_per_chunk(N, C_in * kh * kw * L * dtype.itemsize))
     return out.reshape(N, C_out, H_out, W_out)
+
+
+def _conv2d_backward_chunk(dout: np.ndarray, x: np.ndarray, w: np.ndarray, dx: np.ndarray | None,
+                           stride, padding, dilation) -> np.ndarray:
+    """The backward of one chunk of samples: its share of dw, and its dx when asked.
+
+    dout: (B, C_out, H_out·W_out) and w: (C_out, C_in, kh, kw), in one dtype; x: (B, C_in, H, W)
+    (the chunk of the forward's input); dx: None, or the chunk's (B, C_in, H, W) slice of
+    :func:`conv2d_backward`'s input gradient, to fill with ``col2im(W2ᵀ @ dout_n)`` (write into
+    it, never rebind it). Returns ``Σ_n dout_n @ cols_nᵀ`` over the chunk's samples, reshaped
+    to w's shape (cols = im2col of x).
+    """
+    # TODO: one im2col of the chunk serves both: dw's products, then (if dx is not None) the
+    #       buffer for dcols = W2ᵀ @ dout (np.matmul(..., out=cols)) and col2im.
+    # BEGIN SOLUTION the chunk's dw from dout and the im2col columns; when dx is given, col2im of W2ᵀ @ dout into it
+    C_out, C_in, kh, kw = w.shape
+    cols = im2col(x, kh, kw, stride, padding, dilation)                  # (B, K, L)
+    dw = sum(d @ c.T for d, c in zip(dout, cols))                         # (C_out, K)
+    if dx is not None:
+        np.matmul(w.reshape(C_out, C_in * kh * kw).T, dout, out=cols)   # dcols, reusing the buffer
+        dx[...] = col2im(cols, dx.shape, kh, kw, stride, padding, dilation)
+    return dw.reshape(w.shape)
     # END SOLUTION
 
 
@@ -197,45 +211,43 @@ def conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, pa
     * ``dx``: for stride 1 (and ``p <= d·(k − 1)``), the convolution of ``dout`` with
       ``w`` flipped in space and transposed to (C_in, C_out, kh, kw), padding
       ``d·(k − 1) − p`` and the same dilation; otherwise ``col2im(W2ᵀ @ dout_n)``.
+
+    Given: the chunks run in parallel as in the forward, each calling
+    :func:`_conv2d_backward_chunk` (with its slice of dx only when dx is not the stride-1
+    convolution), and their shares of dw are added up.
     """
     dout = np.asarray(dout)
     x = np.asarray(x)
     w = np.asarray(w)
-    _check_conv_args(x, w, None)
+    check_conv_args(x, w, None)
     C_out, C_in, kh, kw = w.shape
-    H_out, W_out, (sh, sw), (ph, pw), (dh, dw_) = _geometry(x.shape, kh, kw, stride, padding, dilation)
+    H_out, W_out, (sh, sw), (ph, pw), (dh, dw_) = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     N = x.shape[0]
     if dout.shape != (N, C_out, H_out, W_out):
         raise ValueError(f"dout must have the output's shape {(N, C_out, H_out, W_out)}, got {dout.shape}")
-    # TODO: db is a sum; dw needs the im2col columns again (chunk by chunk: let each chunk return
-    #       its part of dw and add the parts); dx is either a convolution of dout (stride 1, see
-    #       _input_grad_is_a_convolution) or col2im of W2ᵀ @ dout.
-    # BEGIN SOLUTION db by summing; dw chunk by chunk from dout and the im2col columns; dx by the flipped-kernel convolution (stride 1) or col2im
     dtype = np.result_type(dout, x, w)
-    K, L = C_in * kh * kw, H_out * W_out
-    W2 = w.reshape(C_out, K).astype(dtype, copy=False)
-    d3 = dout.reshape(N, C_out, L).astype(dtype, copy=False)
-    db = d3.sum(axis=(0, 2))
-    fast_dx = _input_grad_is_a_convolution((sh, sw), (ph, pw), (dh, dw_), kh, kw)
+    w = w.astype(dtype, copy=False)
+    dout = dout.astype(dtype, copy=False)
+    L = H_out * W_out
+    d3 = dout.reshape(N, C_out, L)
+    fast_dx = input_grad_is_a_convolution((sh, sw), (ph, pw), (dh, dw_), kh, kw)
     dx = None if fast_dx else np.empty(x.shape, dtype=dtype)
 
-    def chunk(lo, hi):                             # samples [lo, hi): their part of dw (and dx)
-        d_chunk = d3[lo:hi]                                                # (B, C_out, L)
-        cols = im2col(x[lo:hi], kh, kw, stride, padding, dilation)        # (B, K, L)
-        dw_part = sum(d @ c.T for d, c in zip(d_chunk, cols))             # (C_out, K)
-        if not fast_dx:
-            np.matmul(W2.T, d_chunk, out=cols)                             # dcols, reusing the buffer
-            dx[lo:hi] = col2im(cols, cols.shape[:1] + x.shape[1:], kh, kw, stride, padding, dilation)
-        return dw_part
+    def chunk(lo, hi):                             # samples [lo, hi): their share of dw (and dx)
+        return _conv2d_backward_chunk(d3[lo:hi], x[lo:hi], w, None if dx is None else dx[lo:hi],
+                                      stride, padding, dilation)
 
-    dw = np.zeros((C_out, K), dtype=dtype)
-    for part in map_chunks(chunk, N, _samples_per_chunk(N, K * L, dtype.itemsize)):
+    dw = np.zeros(w.shape, dtype=dtype)
+    for part in map_chunks(chunk, N, items_per_chunk(N, C_in * kh * kw * L * dtype.itemsize)):
         dw += part
+    # TODO: db is a sum; when fast_dx, dx is the stride-1 convolution of dout (use conv2d_forward).
+    # BEGIN SOLUTION db by summing dout; for stride 1, dx by conv2d_forward of dout with the flipped, channel-swapped kernel
+    db = d3.sum(axis=(0, 2))
     if fast_dx:
-        w_flip = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].astype(dtype, copy=False)
-        dx = conv2d_forward(dout.astype(dtype, copy=False), w_flip, None, stride=1,
+        w_flip = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        dx = conv2d_forward(dout, w_flip, None, stride=1,
                             padding=(dh * (kh - 1) - ph, dw_ * (kw - 1) - pw), dilation=(dh, dw_))
-    return dx, dw.reshape(w.shape), db
+    return dx, dw, db
     # END SOLUTION
 
 
@@ -264,15 +276,9 @@ class Conv2d(Layer):
             raise ValueError(f"Conv2d needs positive channel counts, got ({in_channels}, {out_channels})")
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
-            raise ValueError(f"Conv2d: kernel_size, stride, dilation must be >= 1 and padding >= 0, got "
-                             f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                             f"padding={self.padding}, dilation={self.dilation}")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.kernel_size, self.stride, self.padding, self.dilation = layer_geometry(
+            "Conv2d", kernel_size, stride, padding, dilation)
+        rng = np.random.default_rng(rng)
         self.x: np.ndarray | None = None          # the input of the last forward
         # TODO: W from kaiming_normal (fan_in, relu) with shape (out, in, kh, kw); b zeros or None.
         # BEGIN SOLUTION create self.W (He-normal, shape (out, in, kh, kw)) and self.b (zeros, or None) as Parameters

@@ -28,7 +28,9 @@ columns. Both give the same numbers (the tests check it); in NumPy the grouped p
 one, and the lesson explains why.
 
 - ``check_grouped_args``: the shape rules of a grouped convolution, with clear errors
-- ``grouped_conv2d_forward`` / ``grouped_conv2d_backward``
+- ``_grouped_conv2d_forward_chunk`` / ``_grouped_conv2d_backward_chunk``: the grouped products on
+  one chunk of samples; ``grouped_conv2d_forward`` / ``grouped_conv2d_backward`` split the batch
+  into chunks and run them in parallel (given, as in Topic 12, except ``db`` and the stride-1 ``dx``)
 - ``depthwise_conv2d_forward`` / ``depthwise_conv2d_backward``: windows and einsum, no column copy
 - ``pointwise_conv2d_forward`` / ``pointwise_conv2d_backward``: 1×1 as a matrix product
 - ``receptive_field``, ``same_padding``: the arithmetic of dilated stacks
@@ -44,18 +46,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlfs.conv.im2col import (
-    _geometry,
-    _input_grad_is_a_convolution,
-    _samples_per_chunk,
-    col2im,
-    conv2d_backward,
-    conv2d_forward,
-    im2col,
-)
-from dlfs.conv.sliding_window import _pair, pad_hw
+from dlfs.conv.geometry import conv_geometry, input_grad_is_a_convolution, layer_geometry, pad_hw, pair
+from dlfs.conv.im2col import col2im, conv2d_backward, conv2d_forward, im2col
 from dlfs.nn.init import kaiming_normal
 from dlfs.nn.layers import Layer, Parameter
+from dlfs.parallel import items_per_chunk, map_chunks
 from dlfs.tensor.broadcasting import sliding_window_view
 
 
@@ -98,6 +93,29 @@ def check_grouped_args(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, group
 
 # ------------------------------------------------------------------ grouped convolution
 
+def _grouped_conv2d_forward_chunk(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, out: np.ndarray,
+                                  stride, padding, dilation, groups: int) -> None:
+    """The grouped forward of one chunk of samples, written into ``out``.
+
+    x: (B, C_in, H, W); w: (C_out, C_in/G, kh, kw) and b: (C_out,) or None, in out's dtype;
+    out: (B, G, C_out/G, H_out·W_out), the chunk's slice of :func:`grouped_conv2d_forward`'s
+    output (write into it, never rebind it); groups G > 1.
+
+    The rows of ``im2col(x)`` are ordered channel-first, so group g's rows are one contiguous
+    block: the columns viewed as (B, G, K_g, L) with K_g = C_in/G·kh·kw, the weight as
+    (G, C_out/G, K_g), and one broadcast ``np.matmul`` gives (B, G, C_out/G, L) — the chunk's
+    output, already in channel order.
+    """
+    # BEGIN SOLUTION one broadcast matmul of the (G, C_out/G, K_g) weight with the (B, G, K_g, L) columns into out; add the bias
+    C_out, c_g, kh, kw = w.shape
+    B, G, o_g, L = out.shape
+    cols = im2col(x, kh, kw, stride, padding, dilation).astype(out.dtype, copy=False)
+    np.matmul(w.reshape(G, o_g, c_g * kh * kw), cols.reshape(B, G, c_g * kh * kw, L), out=out)
+    if b is not None:
+        out += b.reshape(G, o_g, 1)
+    # END SOLUTION
+
+
 def grouped_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1,
                            padding=0, dilation=1, groups: int = 1) -> np.ndarray:
     """Grouped 2-D convolution (``torch.nn.functional.conv2d(..., groups=groups)``).
@@ -109,36 +127,51 @@ def grouped_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
 
         out[:, o] = conv2d(x[:, g·C_in/G : (g+1)·C_in/G], w[o:o+1])[:, 0] + b[o]
 
-    ``groups = 1`` is Topic 12's ``conv2d_forward`` (use it). Otherwise the rows of
-    ``im2col(x)`` are ordered channel-first, so group g's rows are one contiguous block: view the
-    columns of a chunk of samples as (B, G, C_in/G·kh·kw, L), the weight as
-    (G, C_out/G, C_in/G·kh·kw), and one broadcast ``np.matmul`` gives (B, G, C_out/G, L) — the
-    output of the chunk, already in channel order.
+    Given: the arguments are checked with :func:`check_grouped_args`; ``groups = 1`` is Topic
+    12's ``conv2d_forward``; otherwise the batch is split into chunks that run in parallel
+    (as in Topic 12), each calling :func:`_grouped_conv2d_forward_chunk`.
     """
     x = np.asarray(x)
     w = np.asarray(w)
-    # TODO: check_grouped_args first; then groups == 1 -> conv2d_forward; else a chunked,
-    #       batched matmul over a (B, G, K_g, L) view of im2col's columns; then the bias.
-    # BEGIN SOLUTION validate; groups == 1 -> conv2d_forward; else per chunk one matmul of the (G, C_out/G, K_g) weight with the (B, G, K_g, L) columns
     c_g, o_g = check_grouped_args(x, w, b, groups)
     if groups == 1:
         return conv2d_forward(x, w, b, stride, padding, dilation)
     C_out, _, kh, kw = w.shape
-    H_out, W_out, *_ = _geometry(x.shape, kh, kw, stride, padding, dilation)
+    H_out, W_out, *_ = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     N, G = x.shape[0], groups
     dtype = np.result_type(x, w)
-    K_g, L = c_g * kh * kw, H_out * W_out
-    W3 = w.reshape(G, o_g, K_g).astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    b = None if b is None else np.asarray(b, dtype=dtype)
+    L = H_out * W_out
     out = np.empty((N, G, o_g, L), dtype=dtype)
-    xp = pad_hw(x, padding)
-    step = _samples_per_chunk(N, G * K_g * L, dtype.itemsize)
-    for n0 in range(0, N, step):
-        cols = im2col(xp[n0:n0 + step], kh, kw, stride, 0, dilation).astype(dtype, copy=False)
-        np.matmul(W3, cols.reshape(len(cols), G, K_g, L), out=out[n0:n0 + step])
-    out = out.reshape(N, C_out, H_out, W_out)
-    if b is not None:
-        out += np.asarray(b, dtype=dtype)[:, None, None]
-    return out
+
+    def chunk(lo, hi):                               # samples [lo, hi)
+        _grouped_conv2d_forward_chunk(x[lo:hi], w, b, out[lo:hi], stride, padding, dilation, G)
+
+    map_chunks(chunk, N, items_per_chunk(N, G * c_g * kh * kw * L * dtype.itemsize))
+    return out.reshape(N, C_out, H_out, W_out)
+
+
+def _grouped_conv2d_backward_chunk(dout: np.ndarray, x: np.ndarray, w: np.ndarray, dx: np.ndarray | None,
+                                   stride, padding, dilation, groups: int) -> np.ndarray:
+    """The grouped backward of one chunk of samples: its share of dw, and its dx when asked.
+
+    dout: (B, G, C_out/G, H_out·W_out) and w: (C_out, C_in/G, kh, kw), in one dtype;
+    x: (B, C_in, H, W); dx: None, or the chunk's (B, C_in, H, W) slice of the input gradient, to
+    fill with ``col2im(W3ᵀ @ d4)`` (the (B, G, K_g, L) product viewed as (B, C_in·kh·kw, L)).
+    Returns ``dW3 = Σ_n d4_n @ cols_nᵀ`` over the chunk — one weight gradient per group —
+    reshaped to w's shape (views as in :func:`_grouped_conv2d_forward_chunk`).
+    """
+    # BEGIN SOLUTION the chunk's dW3 from the grouped views of dout and the columns; when dx is given, col2im of W3ᵀ @ d4 into it
+    C_out, c_g, kh, kw = w.shape
+    B, G, o_g, L = dout.shape
+    K_g = c_g * kh * kw
+    cols = im2col(x, kh, kw, stride, padding, dilation).reshape(B, G, K_g, L)
+    dW3 = np.matmul(dout, cols.transpose(0, 1, 3, 2)).sum(axis=0)                # (G, o_g, K_g)
+    if dx is not None:
+        dcols = np.matmul(w.reshape(G, o_g, K_g).transpose(0, 2, 1), dout)        # (B, G, K_g, L)
+        dx[...] = col2im(dcols.reshape(B, G * K_g, L), dx.shape, kh, kw, stride, padding, dilation)
+    return dW3.reshape(w.shape)
     # END SOLUTION
 
 
@@ -154,50 +187,51 @@ def grouped_conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stri
 
     * ``db = Σ_{n,i,j} dout``;
     * ``dW3 = Σ_n d4_n @ cols_nᵀ`` — one weight gradient per group;
-    * ``dx``: for stride 1 (``_input_grad_is_a_convolution``), the *grouped* convolution of
+    * ``dx``: for stride 1 (``input_grad_is_a_convolution``), the *grouped* convolution of
       ``dout`` with the kernel flipped in space and transposed **within each group** to
       (C_in, C_out/G, kh, kw), padding ``d·(k − 1) − p``; otherwise
       ``col2im(W3ᵀ @ d4)`` with the (B, G, K_g, L) result viewed as (B, C_in·kh·kw, L).
+
+    Given: the checks, the dispatch of ``groups = 1``, and the chunks in parallel as in the
+    forward, each calling :func:`_grouped_conv2d_backward_chunk` (with its slice of dx only
+    when dx is not the stride-1 convolution); their shares of dw are added up.
     """
     dout = np.asarray(dout)
     x = np.asarray(x)
     w = np.asarray(w)
-    # TODO: the same views as the forward; the stride-1 dx is a grouped convolution of dout.
-    # BEGIN SOLUTION validate; groups == 1 -> conv2d_backward; else db by summing, dw per chunk from the grouped views, dx by the flipped grouped convolution (stride 1) or col2im
     c_g, o_g = check_grouped_args(x, w, None, groups)
     if groups == 1:
         return conv2d_backward(dout, x, w, stride, padding, dilation)
     C_out, _, kh, kw = w.shape
-    H_out, W_out, (sh, sw), (ph, pw), (dh, dw_) = _geometry(x.shape, kh, kw, stride, padding, dilation)
+    H_out, W_out, (sh, sw), (ph, pw), (dh, dw_) = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     N, C_in, G = x.shape[0], x.shape[1], groups
     if dout.shape != (N, C_out, H_out, W_out):
         raise ValueError(f"dout must have the output's shape {(N, C_out, H_out, W_out)}, got {dout.shape}")
     dtype = np.result_type(dout, x, w)
-    K_g, L = c_g * kh * kw, H_out * W_out
-    W3 = w.reshape(G, o_g, K_g).astype(dtype, copy=False)
-    d4 = dout.reshape(N, G, o_g, L).astype(dtype, copy=False)
-    db = d4.sum(axis=(0, 3)).reshape(C_out)
-    dW3 = np.zeros((G, o_g, K_g), dtype=dtype)
-    fast_dx = _input_grad_is_a_convolution((sh, sw), (ph, pw), (dh, dw_), kh, kw)
+    w = w.astype(dtype, copy=False)
+    dout = dout.astype(dtype, copy=False)
+    L = H_out * W_out
+    d4 = dout.reshape(N, G, o_g, L)
+    fast_dx = input_grad_is_a_convolution((sh, sw), (ph, pw), (dh, dw_), kh, kw)
     dx = None if fast_dx else np.empty(x.shape, dtype=dtype)
-    xp = pad_hw(x, padding)
-    step = _samples_per_chunk(N, G * K_g * L, dtype.itemsize)
-    for n0 in range(0, N, step):
-        d_chunk = d4[n0:n0 + step]                                                  # (B, G, o_g, L)
-        B = len(d_chunk)
-        cols = im2col(xp[n0:n0 + step], kh, kw, stride, 0, dilation).reshape(B, G, K_g, L)
-        dW3 += np.matmul(d_chunk, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-        if not fast_dx:
-            dcols = np.matmul(W3.transpose(0, 2, 1), d_chunk)                      # (B, G, K_g, L)
-            dx[n0:n0 + step] = col2im(dcols.reshape(B, C_in * kh * kw, L), (B,) + x.shape[1:],
-                                      kh, kw, stride, padding, dilation)
+
+    def chunk(lo, hi):                             # samples [lo, hi): their share of dw (and dx)
+        return _grouped_conv2d_backward_chunk(d4[lo:hi], x[lo:hi], w, None if dx is None else dx[lo:hi],
+                                              stride, padding, dilation, G)
+
+    dw = np.zeros(w.shape, dtype=dtype)
+    for part in map_chunks(chunk, N, items_per_chunk(N, G * c_g * kh * kw * L * dtype.itemsize)):
+        dw += part
+    # TODO: db is a sum; for stride 1, dx is a grouped convolution of dout (use grouped_conv2d_forward).
+    # BEGIN SOLUTION db by summing; for stride 1, dx by the grouped convolution of dout with the kernel flipped and transposed within each group
+    db = d4.sum(axis=(0, 3)).reshape(C_out)
     if fast_dx:
         w_flip = (w.reshape(G, o_g, c_g, kh, kw).transpose(0, 2, 1, 3, 4)
-                  .reshape(C_in, o_g, kh, kw)[:, :, ::-1, ::-1].astype(dtype, copy=False))
-        dx = grouped_conv2d_forward(dout.astype(dtype, copy=False), w_flip, None, stride=1,
+                  .reshape(C_in, o_g, kh, kw)[:, :, ::-1, ::-1])
+        dx = grouped_conv2d_forward(dout, w_flip, None, stride=1,
                                     padding=(dh * (kh - 1) - ph, dw_ * (kw - 1) - pw),
                                     dilation=(dh, dw_), groups=G)
-    return dx, dW3.reshape(w.shape), db
+    return dx, dw, db
     # END SOLUTION
 
 
@@ -210,7 +244,7 @@ def _depthwise_windows(x: np.ndarray, kh: int, kw: int, stride, padding, dilatio
     ``win[n, c, i, j, p, q] = xp[n, c, i·s_h + p·d_h, j·s_w + q·d_w]`` — the entries of
     ``im2col(x)``, not copied. (Pads x once when padding > 0.)
     """
-    _, _, (sh, sw), (ph, pw), (dh, dw) = _geometry(x.shape, kh, kw, stride, padding, dilation)
+    _, _, (sh, sw), (ph, pw), (dh, dw) = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     xp = pad_hw(x, (ph, pw))
     span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     return sliding_window_view(xp, span, step=(sh, sw))[..., ::dh, ::dw]
@@ -275,7 +309,7 @@ def depthwise_conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, st
     * ``db[c·M + m] = Σ_{n,i,j} dout[n, c·M + m, i, j]``;
     * ``dw4[:, :, p, q] = einsum("nchw,ncmhw->cm", win[..., p, q], d5)`` — one einsum per kernel
       tap (a loop over the kh·kw taps, never over pixels);
-    * ``dx``, stride 1 (``_input_grad_is_a_convolution``): the depthwise convolution (this
+    * ``dx``, stride 1 (``input_grad_is_a_convolution``): the depthwise convolution (this
       module's forward, multiplier 1) of ``dout``'s C·M channels with every kernel flipped in
       space, padding ``d·(k − 1) − p`` and the same dilation, then summed over the M outputs of
       each input channel (a (N, C, M, H, W) view summed over axis 2);
@@ -291,7 +325,7 @@ def depthwise_conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, st
     # BEGIN SOLUTION db by summing; dw by one einsum per kernel tap; dx by the flipped depthwise convolution of dout (stride 1) or col2im
     N, C, H, W = x.shape
     _, _, kh, kw = w.shape
-    H_out, W_out, (sh, sw), (ph, pw), (dh, dw_) = _geometry(x.shape, kh, kw, stride, padding, dilation)
+    H_out, W_out, (sh, sw), (ph, pw), (dh, dw_) = conv_geometry(x.shape, kh, kw, stride, padding, dilation)
     if dout.shape != (N, C * M, H_out, W_out):
         raise ValueError(f"dout must have the output's shape {(N, C * M, H_out, W_out)}, got {dout.shape}")
     dtype = np.result_type(dout, x, w)
@@ -304,7 +338,7 @@ def depthwise_conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, st
     for p in range(kh):
         for q in range(kw):
             dw4[:, :, p, q] = np.einsum("nchw,ncmhw->cm", win[..., p, q], d5)
-    if _input_grad_is_a_convolution((sh, sw), (ph, pw), (dh, dw_), kh, kw):
+    if input_grad_is_a_convolution((sh, sw), (ph, pw), (dh, dw_), kh, kw):
         pad = (dh * (kh - 1) - ph, dw_ * (kw - 1) - pw)
         dx = depthwise_conv2d_forward(dout, w[:, :, ::-1, ::-1].astype(dtype, copy=False), None, 1, pad, (dh, dw_))
         if M > 1:
@@ -343,7 +377,7 @@ def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
     x = np.asarray(x)
     w = np.asarray(w)
     _check_pointwise_args(x, w, b)
-    sh, sw = _pair(stride, "stride")
+    sh, sw = pair(stride, "stride")
     # TODO: subsample with x[:, :, ::s_h, ::s_w]; np.matmul of (C_out, C_in) with (N, C_in, L).
     # BEGIN SOLUTION subsample by the stride, one matmul of the (C_out, C_in) weight with (N, C_in, H_out*W_out), add the bias
     if sh < 1 or sw < 1:
@@ -373,7 +407,7 @@ def pointwise_conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray,
     x = np.asarray(x)
     w = np.asarray(w)
     _check_pointwise_args(x, w, None)
-    sh, sw = _pair(stride, "stride")
+    sh, sw = pair(stride, "stride")
     # BEGIN SOLUTION db by summing; dW2 = sum over samples of dout_n @ xs_n^T; dx = W2^T @ dout_n placed at the strided pixels
     dtype = np.result_type(dout, x, w)
     xs = x[:, :, ::sh, ::sw]
@@ -466,7 +500,7 @@ def conv2d_params(in_channels: int, out_channels: int, kernel_size, groups: int 
     kernel_size: int or (kh, kw). Raises ValueError when G does not divide both channel counts
     (message contains ``"divisible"``). Example: 3×3, 64 -> 128: 73 728 + 128 = 73 856.
     """
-    kh, kw = _pair(kernel_size, "kernel_size")
+    kh, kw = pair(kernel_size, "kernel_size")
     # BEGIN SOLUTION check divisibility; weight count plus the bias
     for name, c in (("in_channels", in_channels), ("out_channels", out_channels)):
         if groups < 1 or c % groups:
@@ -484,8 +518,8 @@ def conv2d_macs(in_channels: int, out_channels: int, kernel_size, out_size, grou
     Raises ValueError when G does not divide both channel counts.
     Example: 3×3, 64 -> 128 on a 32×32 output: 75 497 472.
     """
-    kh, kw = _pair(kernel_size, "kernel_size")
-    ho, wo = _pair(out_size, "out_size")
+    kh, kw = pair(kernel_size, "kernel_size")
+    ho, wo = pair(out_size, "out_size")
     # BEGIN SOLUTION the weight count (without bias) times the number of output positions
     return conv2d_params(in_channels, out_channels, (kh, kw), groups, bias=False) * ho * wo
     # END SOLUTION
@@ -556,20 +590,6 @@ def format_cost_table(rows: list[dict]) -> str:
 
 # ------------------------------------------------------------------ layers
 
-def _check_geometry(name: str, kernel_size, stride, padding, dilation):
-    """Pairs of the geometry arguments, checked (given)."""
-    k, s, p, d = (_pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
-                  _pair(padding, "padding"), _pair(dilation, "dilation"))
-    if min(k) < 1 or min(s) < 1 or min(d) < 1 or min(p) < 0:
-        raise ValueError(f"{name}: kernel_size, stride, dilation must be >= 1 and padding >= 0, got "
-                         f"kernel_size={k}, stride={s}, padding={p}, dilation={d}")
-    return k, s, p, d
-
-
-def _as_generator(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 class GroupedConv2d(Layer):
     """A grouped convolution layer, like ``torch.nn.Conv2d(..., groups=groups)``.
 
@@ -587,9 +607,9 @@ class GroupedConv2d(Layer):
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"GroupedConv2d needs positive channel counts, got ({in_channels}, {out_channels})")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), groups
-        self.kernel_size, self.stride, self.padding, self.dilation = _check_geometry(
+        self.kernel_size, self.stride, self.padding, self.dilation = layer_geometry(
             "GroupedConv2d", kernel_size, stride, padding, dilation)
-        rng = _as_generator(rng)
+        rng = np.random.default_rng(rng)
         self.x: np.ndarray | None = None
         # BEGIN SOLUTION check that groups divides both channel counts; create W (He-normal, (out, in/groups, kh, kw)) and b
         for name, c in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
@@ -651,9 +671,9 @@ class DepthwiseConv2d(Layer):
         if method not in ("gemm", "einsum"):
             raise ValueError(f"method must be 'gemm' or 'einsum', got {method!r}")
         self.channels, self.multiplier, self.method = int(channels), int(multiplier), method
-        self.kernel_size, self.stride, self.padding, self.dilation = _check_geometry(
+        self.kernel_size, self.stride, self.padding, self.dilation = layer_geometry(
             "DepthwiseConv2d", kernel_size, stride, padding, dilation)
-        rng = _as_generator(rng)
+        rng = np.random.default_rng(rng)
         self.x: np.ndarray | None = None
         # BEGIN SOLUTION create W (He-normal, (channels*multiplier, 1, kh, kw)) and b (zeros, or None)
         c_out = self.channels * self.multiplier
@@ -709,8 +729,8 @@ class PointwiseConv2d(Layer):
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"PointwiseConv2d needs positive channel counts, got ({in_channels}, {out_channels})")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        _, self.stride, _, _ = _check_geometry("PointwiseConv2d", 1, stride, 0, 1)
-        rng = _as_generator(rng)
+        _, self.stride, _, _ = layer_geometry("PointwiseConv2d", 1, stride, 0, 1)
+        rng = np.random.default_rng(rng)
         self.x: np.ndarray | None = None
         # BEGIN SOLUTION create W (He-normal, (out, in, 1, 1)) and b (zeros, or None)
         shape = (self.out_channels, self.in_channels, 1, 1)
@@ -756,7 +776,7 @@ class DepthwiseSeparableConv2d(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, multiplier: int = 1, bias: bool = True,
                  rng: np.random.Generator | int | None = None, dtype=np.float32):
-        rng = _as_generator(rng)
+        rng = np.random.default_rng(rng)
         # BEGIN SOLUTION create self.depthwise then self.pointwise from the same rng
         self.depthwise = DepthwiseConv2d(in_channels, kernel_size, stride, padding, dilation, multiplier,
                                          bias=bias, rng=rng, dtype=dtype)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlfs.conv.sliding_window import _pair, conv_output_size, pad_hw
+from dlfs.conv.geometry import conv_output_size, pad_hw, pair
 from dlfs.nn.layers import Layer
 from dlfs.tensor.broadcasting import sliding_window_view
 
@@ -83,24 +83,13 @@ def _pool_geometry(x_shape, kernel_size, stride, padding):
     """
     if len(x_shape) != 4:
         raise ValueError(f"pooling needs x of shape (N, C, H, W), got shape {tuple(x_shape)}")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    kh, kw = pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
     H, W = x_shape[-2:]
     H_out = pool_output_size(H, kh, sh, ph)
     W_out = pool_output_size(W, kw, sw, pw)
     return (kh, kw), (sh, sw), (ph, pw), H_out, W_out
-
-
-def _pad_with(x: np.ndarray, padding, value) -> np.ndarray:
-    """Pad the last two axes of ``x`` with ``value`` (given): (..., H, W) -> (..., H + 2·p_h,
-    W + 2·p_w) in x's dtype; returns ``x`` itself when there is no padding."""
-    ph, pw = _pair(padding, "padding")
-    if ph == 0 and pw == 0:
-        return x
-    out = np.full(x.shape[:-2] + (x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), value, dtype=x.dtype)
-    out[..., ph:ph + x.shape[-2], pw:pw + x.shape[-1]] = x
-    return out
 
 
 def _check_dout(dout: np.ndarray, x_shape, H_out: int, W_out: int) -> None:
@@ -131,7 +120,7 @@ def max_pool2d_forward_naive(x: np.ndarray, kernel_size, stride=None,
     #       to (N, C, kh·kw) and take its max and argmax.
     # BEGIN SOLUTION pad with -inf, loop over output positions, take max and argmax of each flattened window
     N, C = x.shape[:2]
-    xp = _pad_with(x, (ph, pw), -np.inf)
+    xp = pad_hw(x, (ph, pw), -np.inf)
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
     arg = np.empty((N, C, H_out, W_out), dtype=np.int64)
     for i in range(H_out):
@@ -192,7 +181,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size, stride=None,
     # TODO: xp = x padded with -inf; win = sliding_window_view(xp, (kh, kw), step=(sh, sw));
     #       out starts as a copy of tap (0, 0), arg as zeros; update both tap by tap.
     # BEGIN SOLUTION pad with -inf, take the strided window view, and keep a running max and its offset over the kh*kw taps
-    xp = _pad_with(x, (ph, pw), -np.inf)
+    xp = pad_hw(x, (ph, pw), -np.inf)
     win = sliding_window_view(xp, (kh, kw), step=(sh, sw))        # (N, C, H_out, W_out, kh, kw)
     out = win[..., 0, 0].copy()
     arg = np.zeros(out.shape, dtype=np.int16 if kh * kw <= np.iinfo(np.int16).max else np.int64)
@@ -358,9 +347,9 @@ class _Pool2d(Layer):
     (h, w) pair; stride: int, pair or None (= kernel_size). No parameters."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = pair(padding, "padding")
         self.x_shape: tuple | None = None          # the input shape of the last forward
 
     def extra_repr(self) -> str:

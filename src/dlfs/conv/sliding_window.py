@@ -15,92 +15,20 @@ The functions here loop in Python over the output positions ``(i, j)`` and are v
 the batch and the channels (one ``np.tensordot`` per position). They are slow on purpose: they
 are the definition that Topic 12's fast version is tested against.
 
-- ``conv_output_size``: the output-size arithmetic, with a clear error for empty outputs
 - ``conv2d_forward_naive``: the forward pass
 - ``conv2d_backward_naive``: ``dx``, ``dw``, ``db`` from ``dout``
 
-Given helpers: ``_pair`` (an int or an (h, w) pair -> a pair) and ``pad_hw`` (zero padding of the
-two spatial axes).
+The geometry lives in ``dlfs.conv.geometry``, this topic's second exercise file:
+``conv_output_size`` (the output-size arithmetic, with a clear error for empty outputs) is
+yours; ``pair`` (an int or an (h, w) pair -> a pair), ``pad_hw`` (zero padding of the two
+spatial axes) and ``check_conv_args`` are given.
 """
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
-
-def _pair(value, name: str = "value") -> tuple[int, int]:
-    """An int or an (h, w) pair of ints -> (h, w) (given; no range checks).
-
-    Raises TypeError for anything else (floats, strings, sequences of the wrong length).
-    """
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        v = operator.index(value)
-        return v, v
-    try:
-        h, w = value
-        return operator.index(h), operator.index(w)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints (h, w), got {value!r}") from None
-
-
-def pad_hw(x: np.ndarray, padding) -> np.ndarray:
-    """Zero-pad the last two axes of ``x`` (given).
-
-    x: (..., H, W); padding: int or (p_h, p_w), >= 0. Returns (..., H + 2·p_h, W + 2·p_w) in x's
-    dtype; returns ``x`` itself (no copy) when there is no padding.
-    """
-    ph, pw = _pair(padding, "padding")
-    if ph < 0 or pw < 0:
-        raise ValueError(f"padding must be >= 0, got {(ph, pw)}")
-    if ph == 0 and pw == 0:
-        return x
-    out = np.zeros(x.shape[:-2] + (x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), dtype=x.dtype)
-    out[..., ph:ph + x.shape[-2], pw:pw + x.shape[-1]] = x
-    return out
-
-
-def _check_conv_args(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> None:
-    """Shapes must be x (N, C_in, H, W), w (C_out, C_in, kh, kw), b (C_out,) or None (given)."""
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d needs x (N, C_in, H, W) and w (C_out, C_in, kh, kw), "
-                         f"got x {x.shape} and w {w.shape}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} channels but w expects C_in = {w.shape[1]} "
-                         f"(x {x.shape}, w {w.shape})")
-    if b is not None and np.shape(b) != (w.shape[0],):
-        raise ValueError(f"b must have shape ({w.shape[0]},) (one bias per output channel), "
-                         f"got {np.shape(b)}")
-
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
-                     dilation: int = 1) -> int:
-    """Number of output positions along one axis: ``(size + 2·padding − dilation·(kernel − 1) − 1)
-    // stride + 1``.
-
-    size >= 1, kernel >= 1, stride >= 1, padding >= 0, dilation >= 1 (plain ints); raises
-    ValueError naming the bad argument otherwise. A kernel with dilation d spans
-    ``dilation·(kernel − 1) + 1`` input positions; when that span is larger than the padded size
-    ``size + 2·padding`` there is no valid position and a ValueError is raised whose message
-    gives both numbers (the padded size and the dilated kernel span).
-    Example: size 32, kernel 3, stride 2, padding 1 -> 16.
-    """
-    # TODO: validate each argument, compute the dilated kernel span, refuse an empty output.
-    # BEGIN SOLUTION validate the arguments and return the output size (ValueError when the output would be empty)
-    for name, value, low in (("size", size, 1), ("kernel", kernel, 1), ("stride", stride, 1),
-                             ("padding", padding, 0), ("dilation", dilation, 1)):
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
-    span = dilation * (kernel - 1) + 1
-    padded = size + 2 * padding
-    if span > padded:
-        raise ValueError(
-            f"empty output: the kernel spans {span} positions (kernel {kernel}, dilation {dilation}) "
-            f"but the padded input has only {padded} (size {size} + 2 x padding {padding})"
-        )
-    return (padded - span) // stride + 1
-    # END SOLUTION
+from dlfs.conv.geometry import check_conv_args, conv_output_size, pad_hw, pair
 
 
 def conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
@@ -115,10 +43,10 @@ def conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     """
     x = np.asarray(x)
     w = np.asarray(w)
-    _check_conv_args(x, w, b)
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
+    check_conv_args(x, w, b)
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    dh, dw = pair(dilation, "dilation")
     # TODO: pad once (pad_hw), then for every output position (i, j) take the (N, C_in, kh, kw)
     #       patch with a strided slice and contract it with w over (C_in, kh, kw).
     # BEGIN SOLUTION loop over output positions (i, j); each is a tensordot of the dilated patch with w
@@ -157,10 +85,10 @@ def conv2d_backward_naive(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride
     dout = np.asarray(dout)
     x = np.asarray(x)
     w = np.asarray(w)
-    _check_conv_args(x, w, None)
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw_ = _pair(dilation, "dilation")
+    check_conv_args(x, w, None)
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    dh, dw_ = pair(dilation, "dilation")
     # TODO: mirror the forward loops: the patch slice is read for dw and *accumulated into*
     #       (+=) for dx, on the padded input; crop the padding off dx at the end.
     # BEGIN SOLUTION loop over output positions; accumulate dw from each patch and scatter dout·w into the padded dx
