@@ -27,7 +27,8 @@ A uniform draw on ``[-a, a]`` has standard deviation ``a / sqrt(3)``, which is w
 uniform bounds carry ``sqrt(3)`` times the normal std.
 
 Every initialiser takes ``rng`` (an ``np.random.Generator``, an integer seed, or None for a
-fresh generator) and returns an array of ``shape`` in ``dtype`` (float32 by default).
+fresh generator; ``np.random.default_rng`` returns a Generator unchanged) and returns an array
+of ``shape`` in ``dtype`` (float32 by default).
 """
 
 from __future__ import annotations
@@ -38,13 +39,6 @@ import numpy as np
 
 _LINEAR_GAIN_NAMES = ("linear", "conv1d", "conv2d", "conv3d",
                       "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid")
-
-
-def _as_rng(rng) -> np.random.Generator:
-    """An ``np.random.Generator`` from a Generator, an integer seed or None (given)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
 
 
 def _fan(shape, mode: str) -> int:
@@ -105,7 +99,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 def xavier_uniform(shape, gain: float = 1.0, rng=None, dtype=np.float32) -> np.ndarray:
     """Glorot uniform: U(-a, a) with ``a = gain · sqrt(6 / (fan_in + fan_out))``. -> ``shape``."""
-    rng = _as_rng(rng)
+    rng = np.random.default_rng(rng)
     # BEGIN SOLUTION draw uniformly in [-a, a] with a = gain * sqrt(6 / (fan_in + fan_out)); cast to dtype
     fan_in, fan_out = calculate_fans(shape)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
@@ -115,7 +109,7 @@ def xavier_uniform(shape, gain: float = 1.0, rng=None, dtype=np.float32) -> np.n
 
 def xavier_normal(shape, gain: float = 1.0, rng=None, dtype=np.float32) -> np.ndarray:
     """Glorot normal: N(0, std²) with ``std = gain · sqrt(2 / (fan_in + fan_out))``. -> ``shape``."""
-    rng = _as_rng(rng)
+    rng = np.random.default_rng(rng)
     # BEGIN SOLUTION draw from N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out)); cast to dtype
     fan_in, fan_out = calculate_fans(shape)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
@@ -131,7 +125,7 @@ def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: s
     fan = fan_in (``mode="fan_in"``, keeps the forward variance) or fan_out (``"fan_out"``,
     keeps the backward variance).
     """
-    rng = _as_rng(rng)
+    rng = np.random.default_rng(rng)
     fan = _fan(shape, mode)
     # BEGIN SOLUTION draw uniformly in [-bound, bound] with bound = gain * sqrt(3 / fan); cast to dtype
     gain = calculate_gain(nonlinearity, a)
@@ -146,7 +140,7 @@ def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: st
 
     gain, fan and mode as in :func:`kaiming_uniform`. For ReLU: ``std = sqrt(2 / fan_in)``.
     """
-    rng = _as_rng(rng)
+    rng = np.random.default_rng(rng)
     fan = _fan(shape, mode)
     # BEGIN SOLUTION draw from N(0, std^2) with std = gain / sqrt(fan); cast to dtype
     gain = calculate_gain(nonlinearity, a)
@@ -159,7 +153,7 @@ def lecun_normal(shape, rng=None, dtype=np.float32) -> np.ndarray:
     """LeCun normal: N(0, 1 / fan_in), the variance-preserving choice for linear and SELU
     layers. -> ``shape``. (Keras draws it from a truncated normal; this is the plain normal.)
     """
-    rng = _as_rng(rng)
+    rng = np.random.default_rng(rng)
     # BEGIN SOLUTION draw from N(0, 1 / fan_in); cast to dtype
     fan_in, _ = calculate_fans(shape)
     return (rng.standard_normal(tuple(shape)) / math.sqrt(fan_in)).astype(dtype)

@@ -248,7 +248,7 @@ class Linear(Layer):
             raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = np.random.default_rng(rng)
         self.x: np.ndarray | None = None         # the input of the last forward
         # TODO: W first (kaiming_uniform with a=sqrt(5) and nonlinearity="leaky_relu"), then b
         # from rng.uniform(-bound, bound); wrap them in Parameter(..., name="W") / ("b").
