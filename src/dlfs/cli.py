@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from dlfs.course import progress as progress_mod
+from dlfs.course import timeouts
 from dlfs.course.registry import MILESTONES, all_topics, built_topics, get_topic
 from dlfs.course.workspace import workspace_dir
 from dlfs.clickutil import ErrorReportingGroup
@@ -111,15 +112,18 @@ def info(topic):
         click.echo(f"  milestone:  M{t.number} {t.milestone.name}: {t.milestone.target}")
 
 
-def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=False):
-    """Run the checks, print the report, mark progress; returns the report."""
-    from dlfs.course import grading, ui
+def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=False, timeout=None):
+    """Run the checks (showing progress), print the report, mark progress; returns the report."""
+    from dlfs.course import grading, live, ui
 
-    if reference:
-        report = grading.run_reference(t)
-    else:
+    options = {"test_timeout": timeout, "verbose": verbose}
+    if not reference:
         _start(t)
-        report = grading.run_learner(t)
+    with live.LiveProgress(t) as show:
+        if reference:
+            report = grading.run_reference(t, on_event=show, **options)
+        else:
+            report = grading.run_learner(t, on_event=show, **options)
     click.echo(ui.render_report(report, show_all=show_all, verbose=verbose))
     if report.target == "learner":
         _record_check(t, report.all_passed, quiet_mark=quiet_mark)
@@ -130,10 +134,15 @@ def _check(t, *, reference=False, show_all=False, verbose=False, quiet_mark=Fals
 @click.argument("topic")
 @click.option("--reference", is_flag=True, help="Run the tests against the reference instead of your file.")
 @click.option("--all", "show_all", is_flag=True, help="Show every failure, not only the first.")
-@click.option("-v", "--verbose", is_flag=True, help="Show full failure details.")
-def check(topic, reference, show_all, verbose):
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show pytest's full output: every test, full tracebacks, all diffs.")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help=f"Stop a test that runs longer than this (default: ${timeouts.ENV_VAR}, "
+                   f"else {timeouts.DEFAULT_SECONDS:g}).")
+def check(topic, reference, show_all, verbose, timeout):
     """Run TOPIC's tests against your file; all passing marks it complete."""
-    report = _check(get_topic(topic), reference=reference, show_all=show_all, verbose=verbose)
+    report = _check(get_topic(topic), reference=reference, show_all=show_all, verbose=verbose,
+                    timeout=timeout)
     sys.exit(0 if report.all_passed else 1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import click
 
@@ -112,6 +113,13 @@ def render_list(progress: Progress) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _rel(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _short(result: TestResult) -> str:
     msg = result.message.strip()
     if msg.startswith("NotImplementedError:"):
@@ -119,35 +127,95 @@ def _short(result: TestResult) -> str:
     return msg
 
 
-def _details(result: TestResult, max_lines: int = 30) -> str:
-    lines = [ln for ln in result.details.rstrip().splitlines()]
+def _frame(frame: dict) -> str:
+    name = _rel(frame["file"]) if frame["mine"] else Path(frame["file"]).name
+    return f"{name}:{frame['line']} in {frame['function']}" + ("   ← your file" if frame["mine"] else "")
+
+
+def _tail(text: str, max_lines: int) -> list[str]:
+    lines = text.rstrip().splitlines()
     if len(lines) > max_lines:
-        lines = ["..."] + lines[-max_lines:]
-    return "\n".join(lines)
+        return [f"… ({len(lines) - max_lines} earlier lines)"] + lines[-max_lines:]
+    return lines
+
+
+def _skip_lines(report: RunReport) -> list[str]:
+    """One line per reason a test was skipped, with what to do about it."""
+    lines = []
+    for reason, n in report.skip_reasons.most_common():
+        if "pytorch" in reason.lower() or "'torch'" in reason:
+            what = "comparison with PyTorch" if n == 1 else "comparisons with PyTorch"
+            lines.append(f"{n} {what} skipped (PyTorch is not installed): "
+                         "`pip install -e \".[oracle]\"` to run them")
+        else:
+            lines.append(f"{n} {'check' if n == 1 else 'checks'} skipped: {reason}")
+    return [click.style(line, fg="yellow") for line in lines]
+
+
+def _failure(r: TestResult, report: RunReport) -> list[str]:
+    test_file = Path(r.nodeid.split("::", 1)[0]).name
+    lines = [click.style(f"✘ {r.name}", fg="red", bold=True) + click.style(f"  ({test_file})", dim=True)]
+    not_implemented = r.message.startswith("NotImplementedError:")
+    if r.timed_out and r.where:
+        w = r.where
+        lines.append(f"  Stopped after {report.timeout:g} s, still running line {w['line']} of "
+                     f"{_rel(w['file'])}, in {w['function']}():")
+        lines.append(f"      {w['code']}")
+    else:
+        lines.append(textwrap.indent(_short(r), "  "))
+    if r.timed_out:
+        lines.append("  An endless loop? If your code is only slow, allow more time: "
+                     f"`dlfs check {report.topic.number} --timeout 60`.")
+    if r.example:
+        lines.append(textwrap.indent(r.example, "  "))
+    if r.others:
+        more = "failure" if r.others == 1 else "failures"
+        lines.append(f"  (Hypothesis found {r.others} more distinct {more} in this test; "
+                     f"`--verbose` shows {'it' if r.others == 1 else 'them'}.)")
+    if r.stdout.strip():
+        lines.append("  Your code printed:")
+        lines.append(click.style(textwrap.indent("\n".join(_tail(r.stdout, 15)), "  │ "), dim=True))
+    if not_implemented and r.where:
+        lines.append(click.style(f"  → {r.where['function']}() in {_rel(r.where['file'])}, "
+                                 f"line {r.where['line']}", dim=True))
+    elif r.trace and not r.timed_out:
+        lines.append("  Where:")
+        for frame in r.trace[-8:]:
+            lines.append(click.style(f"  │ {_frame(frame)}", dim=True))
+            lines.append(click.style(f"  │     {frame['code']}", dim=True))
+    elif not r.trace and r.details and not r.timed_out and r.is_collection_error:
+        lines.append(click.style(textwrap.indent("\n".join(_tail(r.details, 20)), "  │ "), dim=True))
+    return lines
 
 
 def render_report(report: RunReport, *, show_all: bool = False, verbose: bool = False) -> str:
+    """The outcome of a run: a headline, skipped checks and why, the run's problem if it had
+    one, then the first failure in the order of the exercise (every one with ``show_all``).
+    ``verbose`` puts pytest's full output first."""
     topic = report.topic
     passed = report.count("passed")
     ran = len(report.ran)
     who = {"learner": "your code", "reference": "the reference", "stub": "the stub"}[report.target]
-    head = f"Topic {topic.id} · {topic.title} — {passed}/{ran} checks passing on {who}"
+    if ran or not report.problem:
+        head = f"Topic {topic.id} · {topic.title} — {passed}/{ran} checks passing on {who}"
+    else:
+        head = f"Topic {topic.id} · {topic.title} — no check could run on {who}"
     skipped = report.count("skipped")
     if skipped:
         head += f" ({skipped} skipped)"
-    lines = [click.style(head, bold=True)]
+    lines = []
+    if verbose and report.output.strip():
+        lines += [click.style("pytest's output:", dim=True), report.output.rstrip(), ""]
+    lines.append(click.style(head, bold=True))
+    lines += _skip_lines(report)
     if report.all_passed:
         lines.append(click.style("✔ all checks pass", fg="green"))
         return "\n".join(lines)
+    if report.problem:
+        lines += ["", click.style("✘ " + report.problem, fg="red")]
     failures = report.failures if show_all else report.failures[:1]
     for r in failures:
-        lines.append("")
-        lines.append(click.style(f"✘ {r.name}", fg="red", bold=True))
-        lines.append(textwrap.indent(_short(r), "  "))
-        if verbose or not r.message.startswith("NotImplementedError"):
-            detail = _details(r)
-            if detail:
-                lines.append(click.style(textwrap.indent(detail, "  │ "), dim=True))
+        lines += ["", *_failure(r, report)]
     rest = len(report.failures) - len(failures)
     if rest > 0:
         lines.append("")
