@@ -32,7 +32,9 @@ Layer API (``dlfs.nn.layers.Layer``):
 
 Parameters are named and laid out exactly as PyTorch's modules, so a state dict loads into
 ``torch.nn.RNN``/``LSTM``/``GRU(batch_first=True)`` unchanged and back
-(``layer.load_state_dict(state)``, ``Layer.from_torch_state(state, ...)``):
+(``layer.load_state_dict(state)``, ``Layer.from_torch_state(state, ...)``). The base class
+``dlfs.rnn.base.RecurrentLayer`` (given code) creates them, loads PyTorch state dicts and checks
+inputs and states; a layer subclasses it and sets ``gates`` (G):
 
 * ``weight_ih_l{k}: (G·H, D_k)``, ``weight_hh_l{k}: (G·H, H)``, ``bias_ih_l{k}: (G·H,)``,
   ``bias_hh_l{k}: (G·H,)`` for layer ``k`` (``D_0 = D``, ``D_k = H`` above it);
