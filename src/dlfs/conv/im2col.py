@@ -288,6 +288,25 @@ class Conv2d(Layer):
         self.b = Parameter(np.zeros(self.out_channels, dtype=dtype), name="b") if bias else None
         # END SOLUTION
 
+    @classmethod
+    def from_weights(cls, W, b=None, stride=1, padding=0, dilation=1) -> "Conv2d":
+        """A Conv2d layer holding copies of given weights (given).
+
+        W: (out_channels, in_channels, kh, kw); b: (out_channels,), or None for a layer without
+        bias; stride, padding, dilation: int or (h, w) pair. The parameters take W's floating
+        dtype (float32 for any other dtype); the constructor builds the layer, then
+        ``load_state_dict`` overwrites (and shape-checks) its parameters.
+        """
+        W = np.asarray(W)
+        if W.ndim != 4:
+            raise ValueError(f"Conv2d.from_weights: W must be (out_channels, in_channels, kh, kw), "
+                             f"got shape {W.shape}")
+        dtype = W.dtype if W.dtype.kind == "f" else np.dtype(np.float32)
+        layer = cls(W.shape[1], W.shape[0], W.shape[2:], stride, padding, dilation, bias=b is not None,
+                    rng=0, dtype=dtype)
+        layer.load_state_dict({"W": W} if b is None else {"W": W, "b": b})
+        return layer
+
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):

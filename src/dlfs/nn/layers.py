@@ -265,6 +265,23 @@ class Linear(Layer):
             self.b = None
         # END SOLUTION
 
+    @classmethod
+    def from_weights(cls, W, b=None) -> "Linear":
+        """A Linear layer holding copies of given weights (given).
+
+        W: (in_features, out_features); b: (out_features,), or None for a layer without bias.
+        The parameters take W's floating dtype (float32 for any other dtype). The layer is
+        built by the constructor, then its parameters are overwritten (``load_state_dict``,
+        which checks the shapes).
+        """
+        W = np.asarray(W)
+        if W.ndim != 2:
+            raise ValueError(f"Linear.from_weights: W must be (in_features, out_features), got shape {W.shape}")
+        dtype = W.dtype if W.dtype.kind == "f" else np.dtype(np.float32)
+        layer = cls(W.shape[0], W.shape[1], bias=b is not None, rng=0, dtype=dtype)
+        layer.load_state_dict({"W": W} if b is None else {"W": W, "b": b})
+        return layer
+
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.b is not None}"
 
