@@ -171,7 +171,7 @@ _TOPICS = [
     _t(24, "bahdanau-attention", "Attention Mechanism (Bahdanau)", 3),
     _t(25, "self-attention", "Efficient Self-Attention", 4,
        ["dlfs.attention.scaled_dot_product", "dlfs.attention.qkv"], built=True),
-    _t(26, "multi-head-attention", "Multi-Head Attention", 4),
+    _t(26, "multi-head-attention", "Multi-Head Attention", 4, ["dlfs.attention.multi_head"], built=True),
     _t(27, "positional-encodings", "Positional Encodings", 4),
     _t(28, "transformer-encoder", "Transformer Encoder Block", 4),
     _t(29, "transformer-decoder", "Transformer Decoder Block", 4),
