@@ -23,7 +23,7 @@ from a causal flag and a key-padding mask (``(B, S)``, True = padding, the conve
 A query row whose keys are all masked out has no distribution to average with: its output
 is defined here as **0** (and it passes no gradient), instead of the NaN that 0/0 would give.
 
-The softmax is the library's single stable one (``dlfs.autograd.tensor.softmax``); its
+The softmax is the library's single stable one (``dlfs.numerics.softmax``); its
 backward is written out in :func:`attention_backward`. Outputs keep the inputs' floating
 dtype (float32 for training, float64 for gradient checks).
 """
@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dlfs.autograd.tensor import softmax
+from dlfs.numerics import softmax
 
 
 class AttentionCache(NamedTuple):
