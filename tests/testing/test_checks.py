@@ -92,6 +92,37 @@ class Cell(Layer):
         return da @ self.W.data.T, dh, None
 
 
+class StateCell(Layer):
+    """A nested state, as an LSTM's: forward(x, (h, c)) -> (y, (h', c')) with
+    y = tanh(x W + h),  h' = y,  c' = c ⊙ s + y.   x, h, c: (N, D)."""
+
+    def __init__(self, d=4, seed=0, forget_c_path=False):
+        rng = np.random.default_rng(seed)
+        self.W = Parameter(rng.standard_normal((d, d)) / 2, name="W")
+        self.s = Parameter(rng.uniform(0.5, 1.5, d), name="s")
+        self.forget_c_path = forget_c_path
+
+    def forward(self, x, state):
+        h, c = state
+        self.cache = (x, c)
+        self.y = np.tanh(x @ self.W.data + h)
+        return self.y, (self.y, c * self.s.data + self.y)
+
+    def backward(self, dy, dstate):
+        x, c = self.cache
+        dh_next, dc_next = dstate
+        da = (dy + dh_next + dc_next) * (1 - self.y ** 2)
+        self.W.accumulate_grad(x.T @ da)
+        self.s.accumulate_grad((dc_next * c).sum(axis=0))
+        dc = np.zeros_like(c) if self.forget_c_path else dc_next * self.s.data
+        return da @ self.W.data.T, (da, dc)
+
+
+def state_cell_torch(torch, x, state, W, s):
+    y = torch.tanh(x @ W + state[0])
+    return y, (y, state[1] * s + y)
+
+
 def cell_torch(torch, x, h, mask, W, s):
     return torch.tanh(x @ W + h) * mask, h * s
 
@@ -129,6 +160,22 @@ def test_several_inputs_and_outputs_match_torch():
     result = check_layer(Cell(), cell_inputs(), input_names=("x", "h", "mask"), torch_fn=cell_torch,
                          oracle=torch_or_skip)
     assert result.torch_compared
+
+
+def test_nested_inputs_and_outputs_are_checked_leaf_by_leaf_and_against_torch():
+    x, h, c = randn(3, 4, seed=1), randn(3, 4, seed=2), randn(3, 4, seed=3)
+    result = check_layer(StateCell(), (x, (h, c)), input_names=("x", "state"), torch_fn=state_cell_torch,
+                         oracle=torch_or_skip)
+    assert sorted(result.errors) == ["W", "s", "state[0]", "state[1]", "x"], sorted(result.errors)
+    with pytest.raises(AssertionError, match=r"input gradient for 'state\[1\]'"):
+        check_layer(StateCell(forget_c_path=True), (x, (h, c)), input_names=("x", "state"))
+
+
+def test_a_float_mask_is_left_out_with_grad_inputs():
+    x, h, mask = cell_inputs()
+    check_layer(Cell(), (x, h, mask.astype(np.float64)), input_names=("x", "h", "mask"), grad_inputs=(0, 1))
+    with pytest.raises(AssertionError, match=r"input 'mask' got no gradient"):
+        check_layer(Cell(), (x, h, mask.astype(np.float64)), input_names=("x", "h", "mask"))
 
 
 def test_the_same_array_passed_twice_is_checked_input_by_input():

@@ -4,11 +4,11 @@ float64, then (when asked) the same forward and backward in PyTorch with the sam
     check_layer(layer, inputs, ...)                a Layer of ``dlfs.nn.layers``
     check_op(forward, backward, inputs, params)    a forward function and its backward
 
-Both run the forward once, draw a random upstream gradient for every output (from ``seed``),
-run the backward, and compare the gradient of every differentiated input and of every
-parameter with central differences of ``sum(output · upstream)``. Only then, and only when a
-PyTorch counterpart and an ``oracle`` are given, do they run PyTorch: the finite-difference
-part needs NumPy alone, so a learner without PyTorch still gets the full numeric check.
+Both run the forward, draw a random upstream gradient for every output (from ``seed``), run
+the backward, and compare the gradient of every differentiated input and of every parameter
+with central differences of ``sum(output · upstream)``. Only then, and only when a PyTorch
+counterpart and an ``oracle`` are given, do they run PyTorch: the finite-difference part needs
+NumPy alone, so a learner without PyTorch still gets the full numeric check.
 
 The library never imports PyTorch. ``oracle`` is a zero-argument function that returns the
 ``torch`` module, normally ``torch_or_skip`` from ``tests/helpers/torch_oracle.py``; when it
@@ -16,12 +16,13 @@ skips (PyTorch not installed) the test is reported as skipped *after* the numeri
 passed, and the skip message says so.
 
 Several inputs (attention's q, k, v; an RNN's x, h0) and several outputs (an RNN's output and
-h_n) are supported: a layer's ``forward(*inputs)`` may return a tuple, its
-``backward(*upstream)`` then takes one gradient per output and returns one gradient per
-input (a tuple; ``None`` or anything for inputs that are not differentiated). Inputs that are
-not floating-point arrays (integer tokens, boolean masks, lengths) are passed through and not
-differentiated; ``grad_inputs`` chooses the differentiated ones explicitly (e.g. to leave out
-a float mask).
+h_n) are supported, nested tuples too (an LSTM's state (h, c)): ``forward(*inputs)`` may
+return a tuple, ``backward(*upstream)`` then takes one gradient per output (nested like the
+outputs) and returns one gradient per input (nested like the inputs; ``None`` or anything for
+inputs that are not differentiated). Inputs that are not floating-point arrays (integer
+tokens, boolean masks, lengths, None) are passed through and not differentiated;
+``grad_inputs`` chooses the differentiated inputs explicitly (e.g. to leave out a float mask).
+See :mod:`dlfs.testing.structure` for the names of nested inputs and outputs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from dlfs.testing.gradcheck import check_gradients
+from dlfs.testing.structure import flat, input_grads, output_leaves, prepare_inputs, rebuild
 from dlfs.testing.torch_compare import NumpyRun, compare_layer, compare_op
 
 
@@ -40,96 +42,32 @@ class CheckResult:
     """What a check measured.
 
     errors: name -> max relative error against finite differences (inputs and parameters);
-    outputs: the forward's output(s); upstream: the random upstream gradient of each output;
-    torch_compared: whether the PyTorch comparison ran (and passed).
+    outputs: what the forward returned; upstream: the random upstream gradients, nested like
+    the outputs; torch_compared: whether the PyTorch comparison ran (and passed).
     """
 
     errors: dict[str, float]
-    outputs: tuple[np.ndarray, ...]
-    upstream: tuple[np.ndarray, ...]
+    outputs: object
+    upstream: object
     torch_compared: bool = False
 
 
-# -- the NumPy side ----------------------------------------------------------------------------
-
-def _as_args(inputs) -> tuple:
-    """inputs: one array, or a tuple/list of positional arguments -> the positional arguments."""
-    return tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-
-
-def _input_names(args: tuple, names: Sequence[str] | None, what: str) -> tuple[str, ...]:
-    if names is None:
-        return ("x",) if len(args) == 1 else tuple(f"inputs[{i}]" for i in range(len(args)))
-    names = tuple(names)
-    if len(names) != len(args):
-        raise ValueError(f"{what}: {len(names)} input names for {len(args)} inputs")
-    return names
-
-
-def _differentiated(args: tuple, names: tuple[str, ...], grad_inputs: Sequence[int] | None,
-                    what: str) -> list[int]:
-    """Indices of the inputs to differentiate (default: every floating-point array)."""
-    if grad_inputs is None:
-        chosen = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-    else:
-        chosen = sorted({int(i) % len(args) for i in grad_inputs})
-    for i in chosen:
-        a = args[i]
-        if not isinstance(a, np.ndarray) or a.dtype != np.float64:
-            kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
-            raise TypeError(f"{what}: input '{names[i]}' is {kind}; gradient checks run in float64 "
-                            "(pass a float64 array)")
-    return chosen
-
-
-def _outputs(y, what: str) -> tuple[tuple[np.ndarray, ...], bool]:
-    """The forward's result as a tuple of float arrays, and whether it was a single array."""
-    single = not isinstance(y, (tuple, list))
-    outs = (y,) if single else tuple(y)
-    for k, o in enumerate(outs):
-        if not isinstance(o, np.ndarray) or o.dtype.kind != "f":
-            kind = o.dtype if isinstance(o, np.ndarray) else type(o).__name__
-            raise AssertionError(f"{what}: output {k} must be a floating-point array, got {kind}")
-    return outs, single
-
-
-def _upstream_rng(seed: int) -> np.random.Generator:
-    """The generator of the upstream gradients: its stream differs from ``default_rng(seed)``,
-    so an input drawn with the same seed is never also the upstream gradient (for a
-    normalisation, dy = x̂ makes dx vanish and the check meaningless)."""
-    return np.random.default_rng([seed, 0x6D1F5])
-
-
-def _flatten(outs: tuple[np.ndarray, ...]) -> np.ndarray:
-    return np.concatenate([np.asarray(o, dtype=np.float64).ravel() for o in outs])
+def _upstream(y, pairs, seed: int):
+    """Random upstream gradients nested like the outputs ``y``, from a generator whose stream
+    differs from ``default_rng(seed)``: an input drawn with the same seed is never also the
+    upstream gradient (for a normalisation, dy = x̂ makes dx vanish and the check meaningless)."""
+    rng = np.random.default_rng([seed, 0x6D1F5])
+    douts = [(name, rng.standard_normal(v.shape)) for name, v in pairs]
+    return douts, rebuild(y, iter(d for _, d in douts))
 
 
 def _check_deterministic(first, again, what: str) -> None:
-    for k, (a, b) in enumerate(zip(first, again)):
+    for (name, a), (_, b) in zip(first, again):
         if a.shape != b.shape or not np.allclose(a, b, rtol=1e-12, atol=0.0):
             raise AssertionError(
-                f"{what}: two forward passes on the same input gave different output {k}; finite "
+                f"{what}: two forward passes on the same input gave a different {name}; finite "
                 "differences need a deterministic forward (dropout in training mode? check it in "
                 "eval mode, or with p=0)")
-
-
-def _split_input_grads(back, n_args: int, diff: list[int], names, what: str) -> dict[int, object]:
-    """backward's return value -> {input index: gradient} for the differentiated inputs."""
-    if not diff:
-        return {}
-    if n_args == 1:
-        if isinstance(back, (tuple, list)) and len(back) == 1:
-            back = back[0]
-        return {0: back}
-    if not isinstance(back, (tuple, list)):
-        raise AssertionError(f"{what}: backward must return one gradient per input "
-                             f"({', '.join(names)}) as a tuple, got {type(back).__name__}")
-    if len(back) == n_args:
-        return {i: back[i] for i in diff}
-    if len(back) == len(diff):
-        return dict(zip(diff, back))
-    raise AssertionError(f"{what}: backward returned {len(back)} gradients; expected one per input "
-                         f"({n_args}: {', '.join(names)}) or one per differentiated input ({len(diff)})")
 
 
 def _numeric(f: Callable[[], np.ndarray], arrays: Mapping[str, np.ndarray], grads: Mapping[str, object],
@@ -170,6 +108,12 @@ def _torch_module(oracle, what: str):
                     f"the PyTorch comparison is skipped: {getattr(exc, 'msg', exc)}")
 
 
+def _no_clash(params, inp, what: str) -> None:
+    clash = set(params) & set(inp.diff)
+    if clash:
+        raise ValueError(f"{what}: input name(s) {sorted(clash)} are also parameter names; pass input_names")
+
+
 # -- layers ------------------------------------------------------------------------------------
 
 def check_layer(layer, inputs, *, torch_layer: Callable | None = None, torch_fn: Callable | None = None,
@@ -181,11 +125,11 @@ def check_layer(layer, inputs, *, torch_layer: Callable | None = None, torch_fn:
     """Check a layer's backward against finite differences and, optionally, against PyTorch.
 
     layer: a ``dlfs.nn.layers.Layer`` with float64 parameters;
-    inputs: one float64 array, or a tuple of ``forward``'s positional arguments (arrays to
-        differentiate, plus masks, integer arrays, ints that are passed through);
+    inputs: one float64 array, or a tuple of ``forward``'s positional arguments (arrays and
+        nested tuples of arrays to differentiate; masks, integer arrays, ints, None pass through);
     train: call ``layer.train(train)`` first (None: keep its mode; PyTorch gets the same mode);
-    grad_inputs: indices of the inputs to differentiate (default: every floating-point array);
-    input_names: names for the messages (default ``x``, or ``inputs[i]``);
+    grad_inputs: indices of the arguments to differentiate (default: every floating-point array);
+    input_names: one name per argument for the messages (default ``x``, or ``inputs[i]``);
     seed: of the upstream gradient; tol, h: finite differences (max relative error < tol, step h).
 
     The PyTorch counterpart, used only when ``oracle`` (``torch_or_skip``) returns torch:
@@ -197,7 +141,7 @@ def check_layer(layer, inputs, *, torch_layer: Callable | None = None, torch_fn:
         counterpart; buffers (running statistics) are loaded and compared after the forward
         where torch has them;
     torch_forward: ``(module, *torch_inputs) -> output(s)`` when ``module(*inputs)`` is not the
-        call (e.g. to drop attention weights from the outputs);
+        call (e.g. to add the layer axis torch.nn.RNN wants on h0, or drop attention weights);
     torch_fn: instead of a module, ``(torch, *torch_inputs, **torch_params) -> output(s)`` with
         the layer's parameters (by name, in our layout) as leaf tensors;
     rtol, atol: tolerances of the PyTorch comparison (outputs, gradients, buffers).
@@ -208,50 +152,46 @@ def check_layer(layer, inputs, *, torch_layer: Callable | None = None, torch_fn:
     where. Returns a :class:`CheckResult`.
     """
     what = repr(layer)
+    if torch_layer is not None and torch_fn is not None:
+        raise TypeError(f"{what}: give torch_layer or torch_fn, not both")
     if train is not None:
         layer.train(train)
-    args = _as_args(inputs)
-    names = _input_names(args, input_names, what)
-    diff = _differentiated(args, names, grad_inputs, what)
-    args = tuple(np.array(a, copy=True) if i in diff else a for i, a in enumerate(args))  # no aliasing
+    inp = prepare_inputs(inputs, input_names, grad_inputs, what)
     params = dict(layer.named_parameters())
     for name, p in params.items():
         if p.data.dtype != np.float64:
             raise TypeError(f"{what}: parameter '{name}' is {p.data.dtype}; gradient checks run in "
                             "float64 (create the layer with dtype=np.float64)")
-    clash = set(params) & {names[i] for i in diff}
-    if clash:
-        raise ValueError(f"{what}: input name(s) {sorted(clash)} are also parameter names; pass input_names")
+    _no_clash(params, inp, what)
 
     before = layer.state_dict()
     layer.zero_grad()
-    outs, _ = _outputs(layer.forward(*args), what)
+    y = layer.forward(*inp.args)
+    outs = output_leaves(y, what)
     after = layer.state_dict()                     # buffers after one forward (running statistics)
-    _check_deterministic(outs, _outputs(layer.forward(*args), what)[0], what)
-    rng = _upstream_rng(seed)
-    douts = tuple(rng.standard_normal(o.shape) for o in outs)
-    back = layer.backward(*douts)
-    in_grads = _split_input_grads(back, len(args), diff, names, what)
+    _check_deterministic(outs, output_leaves(layer.forward(*inp.args), what), what)
+    douts, upstream = _upstream(y, outs, seed)
+    back = layer.backward(*upstream) if isinstance(y, (tuple, list)) else layer.backward(upstream)
+    in_grads = input_grads(back, inp, what)
     param_grads = {n: None if p.grad is None else np.array(p.grad, copy=True) for n, p in params.items()}
 
-    f = lambda: _flatten(_outputs(layer.forward(*args), what)[0])    # noqa: E731
-    dout = _flatten(douts)
-    errors = _numeric(f, {names[i]: args[i] for i in diff}, {names[i]: in_grads[i] for i in diff},
-                      "input", dout, tol=tol, h=h, what=what)
+    def f():
+        return flat(output_leaves(layer.forward(*inp.args), what))
+
+    dout = flat(douts)
+    errors = _numeric(f, inp.arrays(), in_grads, "input", dout, tol=tol, h=h, what=what)
     errors.update(_numeric(f, {n: p.data for n, p in params.items()}, param_grads, "parameter", dout,
                            tol=tol, h=h, what=what))
     layer.load_state_dict(before)
-    result = CheckResult(errors, outs, douts)
+    result = CheckResult(errors, y, upstream)
 
     if torch_layer is None and torch_fn is None:
         return result
-    if torch_layer is not None and torch_fn is not None:
-        raise TypeError(f"{what}: give torch_layer or torch_fn, not both")
     torch = _torch_module(oracle, what)
     if torch is None:
         return result
-    run = NumpyRun(what, args, names, diff, outs, douts, {names[i]: in_grads[i] for i in diff},
-                   param_grads, before, after, bool(getattr(layer, "training", True)))
+    run = NumpyRun(what, inp, outs, [d for _, d in douts], in_grads, param_grads, before, after,
+                   bool(getattr(layer, "training", True)))
     compare_layer(torch, run, torch_layer=torch_layer, torch_fn=torch_fn, torch_forward=torch_forward,
                   param_map=param_map, copy_weights=copy_weights, rtol=rtol, atol=atol)
     result.torch_compared = True
@@ -269,11 +209,11 @@ def check_op(forward: Callable, backward: Callable, inputs, params: Mapping[str,
 
     forward: ``(*inputs, **params) -> output`` or a tuple of outputs;
     backward: ``(upstream, *inputs, **params) -> gradients`` where upstream is the output's
-        gradient (a tuple for several outputs), and the gradients are a dict name -> array or
-        a sequence: one per differentiated input, then one per parameter in ``params`` order
+        gradient (nested like the outputs), and the gradients are a dict name -> array or a
+        sequence: one per differentiated input leaf, then one per parameter in ``params`` order
         (a bare array when that is a single gradient). Wrap the library's function in a lambda
         when its signature differs, e.g. for ``y = x @ W + b``:
-        ``check_op(linear_forward, lambda dy, x, W, b: linear_backward(dy, x, W), (x,), {"W": W, "b": b})``;
+        ``check_op(linear_forward, lambda dy, x, W, b: linear_backward(dy, x, W), x, {"W": W, "b": b})``;
     inputs: one float64 array or a tuple of positional arguments; params: name -> float64 array
         (both differentiated; non-float inputs are passed through);
     torch_fn: ``(torch, *torch_inputs, **torch_params) -> output(s)``, run when ``oracle``
@@ -281,26 +221,21 @@ def check_op(forward: Callable, backward: Callable, inputs, params: Mapping[str,
     Returns a :class:`CheckResult`.
     """
     what = what or getattr(forward, "__name__", "op")
-    args = _as_args(inputs)
-    names = _input_names(args, input_names, what)
-    diff = _differentiated(args, names, grad_inputs, what)
-    args = tuple(np.array(a, copy=True) if i in diff else a for i, a in enumerate(args))
+    inp = prepare_inputs(inputs, input_names, grad_inputs, what)
     params = dict(params or {})
     for name, p in params.items():
         if not isinstance(p, np.ndarray) or p.dtype != np.float64:
             raise TypeError(f"{what}: parameter '{name}' must be a float64 array, got "
                             f"{p.dtype if isinstance(p, np.ndarray) else type(p).__name__}")
     params = {n: np.array(p, copy=True) for n, p in params.items()}
-    clash = set(params) & {names[i] for i in diff}
-    if clash:
-        raise ValueError(f"{what}: input name(s) {sorted(clash)} are also parameter names; pass input_names")
+    _no_clash(params, inp, what)
 
-    outs, single_out = _outputs(forward(*args, **params), what)
-    _check_deterministic(outs, _outputs(forward(*args, **params), what)[0], what)
-    rng = _upstream_rng(seed)
-    douts = tuple(rng.standard_normal(o.shape) for o in outs)
-    back = backward(douts[0] if single_out else douts, *args, **params)
-    wanted = [names[i] for i in diff] + list(params)
+    y = forward(*inp.args, **params)
+    outs = output_leaves(y, what)
+    _check_deterministic(outs, output_leaves(forward(*inp.args, **params), what), what)
+    douts, upstream = _upstream(y, outs, seed)
+    back = backward(upstream, *inp.args, **params)
+    wanted = list(inp.diff) + list(params)
     if isinstance(back, Mapping):
         grads = dict(back)
     else:
@@ -310,17 +245,19 @@ def check_op(forward: Callable, backward: Callable, inputs, params: Mapping[str,
                                  f"{len(wanted)} ({', '.join(wanted)})")
         grads = dict(zip(wanted, seq))
 
-    f = lambda: _flatten(_outputs(forward(*args, **params), what)[0])    # noqa: E731
-    dout = _flatten(douts)
-    errors = _numeric(f, {names[i]: args[i] for i in diff}, grads, "input", dout, tol=tol, h=h, what=what)
+    def f():
+        return flat(output_leaves(forward(*inp.args, **params), what))
+
+    dout = flat(douts)
+    errors = _numeric(f, inp.arrays(), grads, "input", dout, tol=tol, h=h, what=what)
     errors.update(_numeric(f, params, grads, "parameter", dout, tol=tol, h=h, what=what))
-    result = CheckResult(errors, outs, douts)
+    result = CheckResult(errors, y, upstream)
     if torch_fn is None:
         return result
     torch = _torch_module(oracle, what)
     if torch is None:
         return result
-    run = NumpyRun(what, args, names, diff, outs, douts, {names[i]: grads[names[i]] for i in diff},
+    run = NumpyRun(what, inp, outs, [d for _, d in douts], {n: grads[n] for n in inp.diff},
                    {n: grads[n] for n in params}, params, params, True)
     compare_op(torch, run, torch_fn=torch_fn, rtol=rtol, atol=atol)
     result.torch_compared = True

@@ -14,25 +14,24 @@ from typing import Callable, Mapping
 import numpy as np
 
 from dlfs.testing.compare import assert_close
+from dlfs.testing.structure import Inputs, leaves, rebuild
 
 
 @dataclass
 class NumpyRun:
     """One forward and backward on the NumPy side, as the comparison needs it.
 
-    args: the positional inputs; names: their names; diff: indices of the differentiated ones;
-    outputs, upstream: the outputs and their upstream gradients; input_grads: name -> gradient;
+    inputs: the prepared inputs; outputs: (name, array) of every output leaf; upstream: their
+    upstream gradients, in the same order; input_grads: input leaf name -> gradient;
     param_grads: parameter name -> gradient; before: the state (parameters and buffers) the
     forward started from; after: the state after one forward; training: the layer's mode.
     """
 
     what: str
-    args: tuple
-    names: tuple[str, ...]
-    diff: list[int]
-    outputs: tuple[np.ndarray, ...]
-    upstream: tuple[np.ndarray, ...]
-    input_grads: dict[str, np.ndarray]
+    inputs: Inputs
+    outputs: list[tuple[str, np.ndarray]]
+    upstream: list[np.ndarray]
+    input_grads: dict[str, object]
     param_grads: dict[str, np.ndarray | None]
     before: Mapping[str, np.ndarray]
     after: Mapping[str, np.ndarray]
@@ -52,23 +51,30 @@ def _numpy(t) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def _torch_inputs(torch, run: NumpyRun) -> list:
-    return [_tensor(torch, a, requires_grad=i in run.diff) for i, a in enumerate(run.args)]
+def _torch_inputs(torch, run: NumpyRun) -> tuple[list, dict]:
+    """The inputs as tensors, nested as they are (differentiated leaves require grad), and
+    name -> tensor of the differentiated leaves."""
+    diff = set(run.inputs.diff)
+    tensors = {}
+    converted = []
+    for name, v in run.inputs.leaves:
+        t = _tensor(torch, v, requires_grad=name in diff)
+        if name in diff:
+            tensors[name] = t
+        converted.append(t)
+    values = iter(converted)
+    return [rebuild(a, values) for a in run.inputs.args], tensors
 
 
-def _as_outputs(y) -> tuple:
-    return tuple(y) if isinstance(y, (tuple, list)) else (y,)
-
-
-def _forward_and_backward(torch, run: NumpyRun, touts: tuple, *, rtol: float, atol: float) -> None:
+def _forward_and_backward(torch, run: NumpyRun, y, *, rtol: float, atol: float) -> None:
     """Compare the outputs, then backpropagate the same upstream gradients through torch."""
     what = run.what
+    touts = [t for _, t in leaves(y, "output")]
     if len(touts) != len(run.outputs):
-        raise AssertionError(f"{what}: PyTorch returned {len(touts)} output(s), the NumPy side "
-                             f"{len(run.outputs)}")
-    for k, (ours, theirs) in enumerate(zip(run.outputs, touts)):
-        label = "output" if len(touts) == 1 else f"output {k}"
-        assert_close(ours, _numpy(theirs), rtol=rtol, atol=atol, what=f"{what}: {label} vs PyTorch")
+        raise AssertionError(f"{what}: PyTorch returned {len(touts)} output array(s), the NumPy side "
+                             f"{len(run.outputs)} ({', '.join(name for name, _ in run.outputs)})")
+    for (name, ours), theirs in zip(run.outputs, touts):
+        assert_close(ours, _numpy(theirs), rtol=rtol, atol=atol, what=f"{what}: {name} vs PyTorch")
     pairs = [(t, torch.from_numpy(np.array(d, dtype=np.float64)))
              for t, d in zip(touts, run.upstream) if t.requires_grad]
     if pairs:
@@ -79,10 +85,9 @@ def _grad_or_zeros(t) -> np.ndarray:
     return np.zeros(tuple(t.shape)) if t.grad is None else _numpy(t.grad)
 
 
-def _compare_input_grads(run: NumpyRun, targs: list, *, rtol: float, atol: float) -> None:
-    for i in run.diff:
-        name = run.names[i]
-        assert_close(run.input_grads[name], _grad_or_zeros(targs[i]), rtol=rtol, atol=atol,
+def _compare_input_grads(run: NumpyRun, tensors: dict, *, rtol: float, atol: float) -> None:
+    for name, t in tensors.items():
+        assert_close(run.input_grads[name], _grad_or_zeros(t), rtol=rtol, atol=atol,
                      what=f"{run.what}: gradient of input '{name}' vs PyTorch")
 
 
@@ -119,12 +124,12 @@ def compare_layer(torch, run: NumpyRun, *, torch_layer: Callable | None, torch_f
     """Run the layer's PyTorch counterpart on the same inputs, weights and upstream gradients;
     compare outputs, input gradients, every parameter gradient and (modules) the buffers."""
     what = run.what
-    targs = _torch_inputs(torch, run)
+    targs, tensors = _torch_inputs(torch, run)
     if torch_fn is not None:
-        leaves = {n: _tensor(torch, np.asarray(run.before[n]), requires_grad=True) for n in run.param_grads}
-        _forward_and_backward(torch, run, _as_outputs(torch_fn(torch, *targs, **leaves)), rtol=rtol, atol=atol)
-        _compare_input_grads(run, targs, rtol=rtol, atol=atol)
-        for n, leaf in leaves.items():
+        tparams = {n: _tensor(torch, np.asarray(run.before[n]), requires_grad=True) for n in run.param_grads}
+        _forward_and_backward(torch, run, torch_fn(torch, *targs, **tparams), rtol=rtol, atol=atol)
+        _compare_input_grads(run, tensors, rtol=rtol, atol=atol)
+        for n, leaf in tparams.items():
             assert_close(run.param_grads[n], _grad_or_zeros(leaf), rtol=rtol, atol=atol,
                          what=f"{what}: gradient of parameter '{n}' vs PyTorch")
         return
@@ -144,9 +149,9 @@ def compare_layer(torch, run: NumpyRun, *, torch_layer: Callable | None, torch_f
             with torch.no_grad():
                 target.copy_(torch.as_tensor(np.array(value, dtype=np.float64 if value.dtype.kind == "f"
                                                       else value.dtype)))
-    touts = _as_outputs(torch_forward(module, *targs) if torch_forward is not None else module(*targs))
-    _forward_and_backward(torch, run, touts, rtol=rtol, atol=atol)
-    _compare_input_grads(run, targs, rtol=rtol, atol=atol)
+    y = torch_forward(module, *targs) if torch_forward is not None else module(*targs)
+    _forward_and_backward(torch, run, y, rtol=rtol, atol=atol)
+    _compare_input_grads(run, tensors, rtol=rtol, atol=atol)
     for name, (tname, fn, is_param) in mapping.items():
         if is_param:
             ours = run.param_grads[name]
@@ -161,10 +166,10 @@ def compare_layer(torch, run: NumpyRun, *, torch_layer: Callable | None, torch_f
 
 def compare_op(torch, run: NumpyRun, *, torch_fn: Callable, rtol: float, atol: float) -> None:
     """Run ``torch_fn(torch, *inputs, **params)`` and compare outputs and every gradient."""
-    targs = _torch_inputs(torch, run)
-    leaves = {n: _tensor(torch, np.asarray(v), requires_grad=True) for n, v in run.before.items()}
-    _forward_and_backward(torch, run, _as_outputs(torch_fn(torch, *targs, **leaves)), rtol=rtol, atol=atol)
-    _compare_input_grads(run, targs, rtol=rtol, atol=atol)
-    for n, leaf in leaves.items():
+    targs, tensors = _torch_inputs(torch, run)
+    tparams = {n: _tensor(torch, np.asarray(v), requires_grad=True) for n, v in run.before.items()}
+    _forward_and_backward(torch, run, torch_fn(torch, *targs, **tparams), rtol=rtol, atol=atol)
+    _compare_input_grads(run, tensors, rtol=rtol, atol=atol)
+    for n, leaf in tparams.items():
         assert_close(run.param_grads[n], _grad_or_zeros(leaf), rtol=rtol, atol=atol,
                      what=f"{run.what}: gradient of parameter '{n}' vs PyTorch")
