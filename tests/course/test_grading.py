@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from dlfs.cli import main
-from dlfs.course import grading, live, timeouts, ui
+from dlfs.course import grading, live, results, timeouts, ui
 from dlfs.course.registry import REPO_ROOT, get_topic
 from dlfs.course.workspace import ensure_exercise
 from dlfs.errors import DlfsError, UsageError
@@ -130,15 +129,15 @@ def test_a_test_marked_dlfs_timeout_gets_longer(tmp_path):
         "def test_marked():\n    time.sleep(1)\n"
         "def test_unmarked():\n    time.sleep(1)\n")
     events = tmp_path / "events.jsonl"
-    env = dict(os.environ, **{grading.EVENTS_ENV: str(events)})
+    env = dict(os.environ, **{results.EVENTS_ENV: str(events)})
     env.pop("DLFS_REDIRECT", None)
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "dlfs.course.pytest_plugin",
                     "-p", "no:cacheprovider", "--dlfs-timeout", "0.3", str(tmp_path)],
                    cwd=tmp_path, env=env, capture_output=True, timeout=120)
-    results = {e["nodeid"].split("::")[-1]: e for e in map(json.loads, events.read_text().splitlines())
-               if e["event"] == "result"}
-    assert results["test_marked"]["outcome"] == "passed"
-    assert results["test_unmarked"]["outcome"] == "failed" and results["test_unmarked"]["timed_out"]
+    outcomes = {e["nodeid"].split("::")[-1]: e for e in map(json.loads, events.read_text().splitlines())
+                if e["event"] == "result"}
+    assert outcomes["test_marked"]["outcome"] == "passed"
+    assert outcomes["test_unmarked"]["outcome"] == "failed" and outcomes["test_unmarked"]["timed_out"]
 
 
 # ------------------------------------------------------------ a file that exits or fails to import
@@ -191,7 +190,7 @@ def test_os_exit_during_a_test_is_named(ws):
 def test_exit_calls_finds_the_statements_that_run_on_import():
     source = ("import os, sys\nif True:\n    sys.exit(2)\ndef f():\n    os._exit(1)\n"
               "raise SystemExit\nos._exit(0)\n")
-    assert grading.exit_calls(source) == [(3, "sys.exit(2)"), (6, "raise SystemExit"), (7, "os._exit(0)")]
+    assert results.exit_calls(source) == [(3, "sys.exit(2)"), (6, "raise SystemExit"), (7, "os._exit(0)")]
 
 
 # ------------------------------------------------------------------- what a failure shows

@@ -7,8 +7,11 @@ needs longer declares ``@pytest.mark.dlfs_timeout(seconds)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 
 from dlfs.errors import UsageError
 
@@ -37,3 +40,27 @@ def resolve(seconds: float | None = None) -> float:
         return parse(seconds, "The test timeout")
     raw = os.environ.get(ENV_VAR, "").strip()
     return parse(raw, ENV_VAR) if raw else DEFAULT_SECONDS
+
+
+class TimedOut(BaseException):
+    """Raised by the timer. A BaseException, not an Exception: Hypothesis would take an
+    Exception for a failing example and re-run (shrink) the very code that hung."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str):
+    """Raise TimedOut in the main thread after ``seconds`` (where SIGALRM exists)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimedOut(f"{what} did not finish within {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

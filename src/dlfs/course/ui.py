@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dlfs.course.grading import RunReport, TestResult
+from dlfs.course.results import RunReport, TestResult
 from dlfs.course.progress import COMPLETE, SKIPPED, Progress
 from dlfs.course.registry import MILESTONES, PART_TITLES, Topic, all_topics
 
@@ -158,7 +158,7 @@ def _failure(r: TestResult, report: RunReport) -> list[str]:
     not_implemented = r.message.startswith("NotImplementedError:")
     if r.timed_out and r.where:
         w = r.where
-        lines.append(f"  Stopped after {report.timeout:g} s, still running line {w['line']} of "
+        lines.append(f"  Stopped after {r.timeout or report.timeout:g} s, still running line {w['line']} of "
                      f"{_rel(w['file'])}, in {w['function']}():")
         lines.append(f"      {w['code']}")
     else:
