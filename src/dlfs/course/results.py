@@ -33,6 +33,7 @@ class TestResult:
     where: dict | None = None       # the deepest frame in the learner's files
     position: list | None = None    # [module index, line] in the learner's files (ordering)
     timed_out: bool = False
+    ended_run: bool = False         # the run ended (was killed, crashed) during this test
     timeout: float = 0.0            # the seconds this test was allowed
     duration: float = 0.0
     index: int = 0                  # order of collection
@@ -65,11 +66,12 @@ class RunReport:
 
     @property
     def failures(self) -> list[TestResult]:
-        """Failing tests in the order of the exercise: collection errors first, then by the
-        position in the learner's files of the function that failed, then in test order."""
+        """Failing tests in the order of the exercise: the test the run ended in and
+        collection errors first, then by the position in the learner's files of the function
+        that failed, then in test order."""
         bad = [r for r in self.results if r.outcome in ("failed", "error")]
-        return sorted(bad, key=lambda r: (not r.is_collection_error, r.position is None,
-                                          r.position or [], r.index))
+        return sorted(bad, key=lambda r: (not (r.ended_run or r.is_collection_error),
+                                          r.position is None, r.position or [], r.index))
 
     @property
     def skip_reasons(self) -> Counter:
@@ -202,7 +204,8 @@ def build_report(topic: Topic, events: list[dict], *, running: dict | None, impo
                 message = (f"The Python process running the tests {_how_it_ended(returncode)} during "
                            "this test. Does your code call os._exit() or exit the interpreter?")
             by_id[nodeid] = TestResult(nodeid, "error", message=message, timed_out=stopped == "test",
-                                       timeout=allowed.get(nodeid, seconds), index=order.get(nodeid, -1))
+                                       ended_run=True, timeout=allowed.get(nodeid, seconds),
+                                       index=order.get(nodeid, -1))
             not_run = [n for n in collected if n not in by_id]
             problems.append(f"The run stopped during {nodeid.split('::', 1)[-1]}"
                             + (f"; {len(not_run)} tests did not run." if not_run else "."))

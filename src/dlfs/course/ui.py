@@ -194,15 +194,16 @@ def render_report(report: RunReport, *, show_all: bool = False, verbose: bool = 
     ``verbose`` puts pytest's full output first."""
     topic = report.topic
     passed = report.count("passed")
-    ran = len(report.ran)
+    ran = len(report.ran) + len(report.not_run)
     who = {"learner": "your code", "reference": "the reference", "stub": "the stub"}[report.target]
     if ran or not report.problem:
         head = f"Topic {topic.id} · {topic.title} — {passed}/{ran} checks passing on {who}"
     else:
         head = f"Topic {topic.id} · {topic.title} — no check could run on {who}"
-    skipped = report.count("skipped")
-    if skipped:
-        head += f" ({skipped} skipped)"
+    notes = [f"{n} {what}" for n, what in ((report.count("skipped"), "skipped"),
+                                           (len(report.not_run), "did not run")) if n]
+    if notes:
+        head += f" ({', '.join(notes)})"
     lines = []
     if verbose and report.output.strip():
         lines += [click.style("pytest's output:", dim=True), report.output.rstrip(), ""]
