@@ -143,22 +143,48 @@ def attention_loop(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray
     # END SOLUTION
 
 
+def check_bias(bias: np.ndarray | None, q: np.ndarray, k: np.ndarray) -> None:
+    """Raise ValueError unless ``bias`` is None or a floating array broadcastable to the scores
+    (..., T, S) of q: (..., T, d) and k: (..., S, d) without enlarging them."""
+    if bias is None:
+        return
+    bias = np.asarray(bias)
+    target = q.shape[:-1] + (k.shape[-2],)
+    if bias.dtype.kind != "f":
+        raise ValueError(f"the score bias must be a floating array, got dtype {bias.dtype}")
+    try:
+        if np.broadcast_shapes(bias.shape, target) != target:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"the score bias {bias.shape} does not broadcast to (..., T, S) = {target}") from None
+
+
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
-                      scale: float | None = None) -> tuple[np.ndarray, AttentionCache]:
+                      scale: float | None = None, bias: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, AttentionCache]:
     """Batched scaled dot-product attention: two matrix products and one softmax.
 
     q: (..., T, d), usually (B, H, T, d); k: (..., S, d); v: (..., S, d_v); mask: boolean,
-    broadcastable to (..., T, S), True = attend (None: no mask); scale: 1/√d by default.
+    broadcastable to (..., T, S), True = attend (None: no mask); scale: 1/√d by default;
+    bias: an additive score bias, float, broadcastable to (..., T, S) (e.g. ALiBi's (H, T, S),
+    Topic 27), added to the scaled scores before the mask and the softmax (None: no bias).
     Returns ``(out, cache)``: out: (..., T, d_v) in the inputs' dtype, and the
     :class:`AttentionCache` for :func:`attention_backward` (its ``p`` is (..., T, S)).
+    A constant bias changes nothing in the backward pass (no gradient flows into it).
     """
     check_qkv(q, k, v, mask)
+    check_bias(bias, q, k)
     scale = default_scale(q, scale)
-    # TODO: scores = (q·scale) @ kᵀ; masked entries set to −inf before the softmax; then set
-    #       the weights of masked entries to 0 (a fully masked row comes out of softmax as
-    #       0/0 = NaN). No Python loops: matmul runs every (batch, head) pair through BLAS.
-    # BEGIN SOLUTION scores by matmul, −inf on masked entries, the shared softmax, masked weights to 0, p @ v
+    # TODO: scores = (q·scale) @ kᵀ, called `scores` (the given lines below add the bias to it);
+    #       masked entries set to −inf before the softmax; then set the weights of masked
+    #       entries to 0 (a fully masked row comes out of softmax as 0/0 = NaN). No Python
+    #       loops: matmul runs every (batch, head) pair through BLAS.
+    # BEGIN SOLUTION scores = (q·scale) @ kᵀ by matmul
     scores = (q * scale) @ k.swapaxes(-1, -2)
+    # END SOLUTION
+    if bias is not None:
+        scores += bias                                    # in place: keeps the scores' dtype
+    # BEGIN SOLUTION −inf on masked entries, the shared softmax, masked weights to 0, p @ v
     if mask is not None:
         blocked = ~mask
         np.copyto(scores, -np.inf, where=blocked)
