@@ -178,6 +178,27 @@ def test_a_failed_import_names_the_import_and_its_line(ws, tmp_path, monkeypatch
     assert f"No module named '{module}'" in out and advice in out
 
 
+@pytest.mark.parametrize("code, says", [
+    ("x = undefined_name + 1\n", "raised an error while it was being imported on line {line}:\n"
+                                  "    x = undefined_name + 1\nNameError"),
+    ("while True:\n    pass\n", "did not finish within 1 s; it was stopped on line {line}:\n"
+                                 "    while True:"),
+])
+def test_an_error_or_endless_loop_at_import_says_which_line(ws, code, says):
+    line = ws.at_import(code)
+    report = grade(ws, test_timeout=1)
+    assert not report.results and not report.all_passed
+    assert says.format(line=line) in report.problem and ws.file.name in report.problem
+
+
+def test_a_crash_during_a_test_is_named(ws):
+    ws.edit(STRIDES_TODO, "    import ctypes\n    return ctypes.string_at(0)")
+    report = grade(ws, extra=ONLY_STRIDES)
+    first = report.failures[0]
+    assert first.name == "test_contiguous_strides_example" and first.ended_run
+    assert re.search(r"killed by SIG(SEGV|BUS)", first.message) and "os._exit" not in first.message
+
+
 def test_os_exit_during_a_test_is_named(ws):
     ws.edit(STRIDES_TODO, "    import os\n    os._exit(3)")
     report = grade(ws, extra=ONLY_STRIDES)

@@ -202,7 +202,9 @@ def build_report(topic: Topic, events: list[dict], *, running: dict | None, impo
                            "library?), so the run was stopped.")
             else:
                 message = (f"The Python process running the tests {_how_it_ended(returncode)} during "
-                           "this test. Does your code call os._exit() or exit the interpreter?")
+                           "this test.")
+                if returncode is None or returncode >= 0:
+                    message += " Does your code call os._exit() or otherwise end the interpreter?"
             by_id[nodeid] = TestResult(nodeid, "error", message=message, timed_out=stopped == "test",
                                        ended_run=True, timeout=allowed.get(nodeid, seconds),
                                        index=order.get(nodeid, -1))
