@@ -73,6 +73,10 @@ _EXPORTS = {
     "lstm_cell_forward": "lstm",
     "lstm_cell_backward": "lstm",
     "LSTM": "lstm",
+    "gru_cell_forward": "gru",
+    "gru_cell_backward": "gru",
+    "GRUCell": "gru",
+    "GRU": "gru",
 }
 
 __all__ = sorted(_EXPORTS)
