@@ -9,10 +9,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks import bench_conv, bench_mlp, bench_resnet
+from benchmarks import bench_conv, bench_lstm, bench_mlp, bench_resnet
 from benchmarks.harness import machine, save
 
-SUITES = {"mlp": bench_mlp.BENCHMARKS, "conv": bench_conv.BENCHMARKS, "resnet": bench_resnet.BENCHMARKS}
+SUITES = {"mlp": bench_mlp.BENCHMARKS, "conv": bench_conv.BENCHMARKS, "resnet": bench_resnet.BENCHMARKS,
+          "lstm": bench_lstm.BENCHMARKS}
 
 
 def main(argv: list[str]) -> None:
