@@ -4,8 +4,13 @@
   backward, truncated BPTT with a carried hidden state.
 - ``dlfs.rnn.lstm`` (Topic 19): the LSTM cell (gates i, f, g, o), the ``LSTM`` layer, stacked
   layers (``num_layers``), the forget-gate bias option.
-- ``dlfs.rnn.gru`` (Topic 20) and ``dlfs.rnn.bidirectional`` (Topic 21) follow the same
-  conventions.
+- ``dlfs.rnn.gru`` (Topic 20): the GRU step (gates r, z, n; PyTorch's formulation, the reset
+  gate multiplying ``W_hn h + b_hn``), ``GRUCell``, the ``GRU`` layer, stacked layers.
+- ``dlfs.rnn.masking`` (Topic 21): lengths and masks, reversal within each sequence's length,
+  masked mean and last-state pooling with their backward.
+- ``dlfs.rnn.bidirectional`` (Topic 21): ``Packed`` runs any of the layers above over a padded
+  batch with ``lengths`` as PyTorch runs a packed sequence; ``Bidirectional`` (outputs
+  ``(N, T, 2H)``, states ``(2, N, H)``, parameter names with ``_reverse``).
 
 Conventions shared by every recurrent layer here
 ------------------------------------------------
@@ -77,6 +82,15 @@ _EXPORTS = {
     "gru_cell_backward": "gru",
     "GRUCell": "gru",
     "GRU": "gru",
+    "length_mask": "masking",
+    "lengths_from_mask": "masking",
+    "reverse_padded": "masking",
+    "masked_mean": "masking",
+    "masked_mean_backward": "masking",
+    "last_state": "masking",
+    "last_state_backward": "masking",
+    "Packed": "bidirectional",
+    "Bidirectional": "bidirectional",
 }
 
 __all__ = sorted(_EXPORTS)
