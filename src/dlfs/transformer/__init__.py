@@ -1,5 +1,7 @@
 """Transformers (Module 4): the blocks built from attention, and the models built from blocks.
 
+- ``dlfs.transformer.positional`` (Topic 27): sinusoidal, learned, rotary (RoPE) and ALiBi
+  position encodings; attention with RoPE and ALiBi, and the multi-head layer built on it.
 - ``dlfs.transformer.encoder`` (Topic 28): the feed-forward sublayer, the residual connection
   with its LayerNorm (post-LN and pre-LN), the encoder block.
 - ``dlfs.transformer.gpt`` (Topic 30): a GPT-2-style decoder-only language model.
@@ -13,5 +15,9 @@ Public names are imported on first use: ``from dlfs.transformer import EncoderBl
 from dlfs.exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "dlfs.transformer.positional": ["inverse_frequencies", "sinusoidal_encoding", "SinusoidalPositionalEncoding",
+                                    "LearnedPositionalEmbedding", "rope_cos_sin", "apply_rope",
+                                    "apply_rope_backward", "RotaryEmbedding", "alibi_slopes", "alibi_bias",
+                                    "ALiBi", "attend", "attend_backward", "PositionalSelfAttention"],
     "dlfs.transformer.encoder": ["FeedForward", "SublayerConnection", "EncoderBlock"],
 })
