@@ -10,10 +10,12 @@ the N sequences), the gradient that reaches step 0 after crossing all T − 1 tr
 Over seeds the values are averaged on a log scale (the geometric mean), with their range.
 Everything runs in float64, so that norms far below float32's range are still measured.
 
-Models: the vanilla tanh RNN (``dlfs.rnn.vanilla.RNN``), the LSTM (``dlfs.rnn.lstm.LSTM``) as
+``--weight-hh-scale s`` multiplies the recurrent weights after initialisation (s = 4 shows the
+opposite problem, exploding gradients). Models: the vanilla tanh RNN (``dlfs.rnn.vanilla.RNN``), the LSTM (``dlfs.rnn.lstm.LSTM``) as
 PyTorch initialises it, and the LSTM with ``forget_bias=1.0``.
 
     python -m dlfs.experiments.vanishing_gradients [--out results/topic-18] [--seeds 8]
+    python -m dlfs.experiments.vanishing_gradients --weight-hh-scale 4 --out /tmp/exploding
 
 Saves ``vanishing_gradients.json`` (the numbers) and ``vanishing_gradients.png`` (the gradient
 reaching step 0 against T; the gradient at every step of the longest sequence) in ``--out``.
@@ -42,6 +44,7 @@ class Config:
     hidden_size: int = 128
     batch: int = 16
     seeds: int = 8
+    weight_hh_scale: float = 1.0       # multiplies every weight_hh after initialisation (4: exploding)
 
 
 def make_layer(model: str, cfg: Config, seed: int):
@@ -49,12 +52,15 @@ def make_layer(model: str, cfg: Config, seed: int):
     from dlfs.rnn.vanilla import RNN
 
     if model == "rnn":
-        return RNN(cfg.input_size, cfg.hidden_size, rng=seed, dtype=np.float64)
-    if model == "lstm":
-        return LSTM(cfg.input_size, cfg.hidden_size, rng=seed, dtype=np.float64)
-    if model == "lstm_forget_bias_1":
-        return LSTM(cfg.input_size, cfg.hidden_size, rng=seed, dtype=np.float64, forget_bias=1.0)
-    raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
+        layer = RNN(cfg.input_size, cfg.hidden_size, rng=seed, dtype=np.float64)
+    elif model == "lstm":
+        layer = LSTM(cfg.input_size, cfg.hidden_size, rng=seed, dtype=np.float64)
+    elif model == "lstm_forget_bias_1":
+        layer = LSTM(cfg.input_size, cfg.hidden_size, rng=seed, dtype=np.float64, forget_bias=1.0)
+    else:
+        raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
+    layer.weight_hh_l0.data *= cfg.weight_hh_scale
+    return layer
 
 
 def step_gradient_norms(model: str, cfg: Config, T: int, seed: int) -> np.ndarray:
@@ -133,8 +139,9 @@ def plot(result: dict, path: str | Path) -> Path:
     ax_prof.set_title("Gradient at every step of the longest sequence")
     ax_prof.grid(alpha=0.3, which="both")
     ax_prof.legend(fontsize=8)
-    fig.suptitle(f"Vanishing gradients at initialisation: D = {cfg['input_size']}, H = {cfg['hidden_size']}, "
-                 f"batch {cfg['batch']}, {cfg['seeds']} seeds, float64")
+    scaled = f", weight_hh × {cfg['weight_hh_scale']:g}" if cfg["weight_hh_scale"] != 1 else ""
+    fig.suptitle(f"Gradients through time at initialisation{scaled}: D = {cfg['input_size']}, "
+                 f"H = {cfg['hidden_size']}, batch {cfg['batch']}, {cfg['seeds']} seeds, float64")
     return _save(fig, path)
 
 
@@ -167,11 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"H (default {d.hidden_size})")
     p.add_argument("--lengths", type=int, nargs="+", default=list(d.lengths),
                    help=f"sequence lengths (default {' '.join(map(str, d.lengths))})")
+    p.add_argument("--weight-hh-scale", type=float, default=d.weight_hh_scale,
+                   help="multiply weight_hh by this after initialisation (e.g. 4 to see gradients explode)")
     args = p.parse_args(argv)
     if args.seeds < 1 or args.hidden_size < 1 or min(args.lengths) < 1:
         p.error("need --seeds >= 1, --hidden-size >= 1 and lengths >= 1")
-    run(Config(lengths=tuple(sorted(set(args.lengths))), hidden_size=args.hidden_size, seeds=args.seeds),
-        out_dir=args.out)
+    run(Config(lengths=tuple(sorted(set(args.lengths))), hidden_size=args.hidden_size, seeds=args.seeds,
+               weight_hh_scale=args.weight_hh_scale), out_dir=args.out)
     return 0
 
 
