@@ -162,7 +162,7 @@ _TOPICS = [
     _t(16, "normalization", "Advanced Normalizations", 2,
        ["dlfs.nn.normalization", "dlfs.nn.batchnorm"], built=True),
     _t(17, "cifar10", "CIFAR-10 From Scratch", 2, ["dlfs.train.recipe"], built=True),
-    _t(18, "vanilla-rnn", "Vanilla RNN", 3),
+    _t(18, "vanilla-rnn", "Vanilla RNN", 3, ["dlfs.rnn.vanilla"], built=True),
     _t(19, "lstm", "LSTM Gates", 3),
     _t(20, "gru", "GRU Variant", 3),
     _t(21, "bidirectional-masking", "Bidirectional RNNs & Masking", 3),
