@@ -44,6 +44,13 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_C = 0.044715
 
 
+def _floating_square(x: np.ndarray) -> np.ndarray:
+    """x² as a new array in x's floating dtype (float64 for integers), also for 0-d input."""
+    x = np.asarray(x)
+    out = np.empty(x.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+    return np.multiply(x, x, out=out)
+
+
 # -- ReLU family -----------------------------------------------------------------------------
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -109,8 +116,16 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     if approximate == "none":
         return x * (0.5 * erfc(-x / _SQRT_2))
     if approximate == "tanh":
-        inner = _SQRT_2_OVER_PI * (x + _GELU_TANH_C * (x * x * x))
-        return 0.5 * x * (1.0 + np.tanh(inner))
+        # ½ x (1 + tanh(u)), u = √(2/π) x (1 + 0.044715 x²): one buffer, updated in place
+        y = _floating_square(x)
+        y *= _SQRT_2_OVER_PI * _GELU_TANH_C
+        y += _SQRT_2_OVER_PI
+        y *= x
+        np.tanh(y, out=y)
+        y += 1.0
+        y *= x
+        y *= 0.5
+        return y
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     # END SOLUTION
 
@@ -128,10 +143,23 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> n
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * (x * x))
         return dy * (cdf + x * pdf)
     if approximate == "tanh":
-        x2 = x * x
-        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_TANH_C * (x2 * x)))
-        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_C * x2)
-        return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+        # two buffers updated in place: t = tanh(u), then x·du = x √(2/π)(1 + 3·0.044715 x²)
+        x2 = _floating_square(x)
+        t = x2 * (_SQRT_2_OVER_PI * _GELU_TANH_C)
+        t += _SQRT_2_OVER_PI
+        t *= x
+        np.tanh(t, out=t)
+        x2 *= 3.0 * _GELU_TANH_C * _SQRT_2_OVER_PI
+        x2 += _SQRT_2_OVER_PI
+        x2 *= x
+        dx = t * t
+        np.subtract(1.0, dx, out=dx)
+        dx *= x2                                  # x (1 - t²) du
+        dx += t
+        dx += 1.0
+        dx *= 0.5
+        dx *= dy
+        return dx
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     # END SOLUTION
 
