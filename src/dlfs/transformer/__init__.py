@@ -4,6 +4,8 @@
   position encodings; attention with RoPE and ALiBi, and the multi-head layer built on it.
 - ``dlfs.transformer.encoder`` (Topic 28): the feed-forward sublayer, the residual connection
   with its LayerNorm (post-LN and pre-LN), the encoder block.
+- ``dlfs.transformer.decoder`` (Topic 29): cross-attention over an encoder's memory, the
+  decoder block (post-LN and pre-LN).
 - ``dlfs.transformer.gpt`` (Topic 30): a GPT-2-style decoder-only language model.
 - ``dlfs.transformer.sampling`` (Topic 30): temperature, top-k and top-p sampling, generation.
 - ``dlfs.transformer.training`` (Topic 30): batches, parameter groups, the training loop with
@@ -20,4 +22,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                                     "apply_rope_backward", "RotaryEmbedding", "alibi_slopes", "alibi_bias",
                                     "ALiBi", "attend", "attend_backward", "PositionalSelfAttention"],
     "dlfs.transformer.encoder": ["FeedForward", "SublayerConnection", "EncoderBlock"],
+    "dlfs.transformer.decoder": ["CrossAttention", "DecoderBlock"],
 })
