@@ -25,7 +25,7 @@ def test_list_empty_dir(tmp_path):
     result = _run("list", "--data-dir", str(tmp_path))
     assert result.exit_code == 0
     assert f"Data dir: {tmp_path}  (from --data-dir)" in result.output
-    for name in ("mnist", "cifar10", "shakespeare"):
+    for name in ("mnist", "cifar10", "shakespeare", "word2vec"):
         assert f"missing {name}" in result.output
         assert f"`dlfs data get {name}`" in result.output
 
@@ -79,4 +79,5 @@ def test_get_downloads(tmp_path, server, monkeypatch):
 def test_get_unknown_name():
     result = _run("get", "imagenet")
     assert result.exit_code == 2
-    assert "Unknown dataset 'imagenet'. Known datasets: mnist, cifar10, shakespeare." in result.output
+    assert ("Unknown dataset 'imagenet'. Known datasets: mnist, cifar10, shakespeare, word2vec."
+            in result.output)

@@ -1,10 +1,12 @@
-"""Datasets for the milestones: MNIST, CIFAR-10 and Tiny Shakespeare.
+"""Datasets for the milestones and topics: MNIST, CIFAR-10, Tiny Shakespeare, and the word2vec
+corpora and evaluation sets.
 
 Loaders (NumPy arrays, standard splits)::
 
     load_mnist(data_dir=None, *, normalize=False, cache=True) -> ImageDataset
     load_cifar10(data_dir=None, *, normalize=False) -> ImageDataset
     load_shakespeare(data_dir=None) -> TextDataset
+    load_word2vec(data_dir=None) -> Word2VecData   (.corpus("lee"), .wordsim353(), ...)
 
 Batching and augmentation::
 
@@ -32,6 +34,7 @@ _EXPORTS = {
     "load_mnist": "dlfs.data.mnist",
     "load_cifar10": "dlfs.data.cifar",
     "load_shakespeare": "dlfs.data.text",
+    "load_word2vec": "dlfs.data.word2vec",
     "ImageDataset": "dlfs.data.common",
     "channel_stats": "dlfs.data.common",
     "normalize": "dlfs.data.common",

@@ -49,7 +49,7 @@ def _expected_folders(root, name: str) -> str:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=_DATA_DIR_HELP)
 @click.option("--force", is_flag=True, help="Download again even if a valid copy is present.")
 def get_cmd(name, data_dir, force):
-    """Download dataset NAME (mnist, cifar10, shakespeare, or all), verified by checksum."""
+    """Download dataset NAME (mnist, cifar10, shakespeare, word2vec, or all), verified by checksum."""
     from dlfs.data.sources import DATASETS
     from dlfs.data.store import fetch
 

@@ -19,6 +19,10 @@ CIFAR-10
 Tiny Shakespeare
     SHA-256 of ``data/tinyshakespeare/input.txt`` in the karpathy/char-rnn repository
     (1,115,394 bytes, ASCII).
+word2vec
+    SHA-256s of the files of ``gensim/test/test_data/`` in the piskvorky/gensim repository at
+    the release tag ``GENSIM_TAG`` (the same files ship in that release's wheel), computed from
+    byte-identical copies. gensim publishes no checksums of its own for them.
 """
 
 from __future__ import annotations
@@ -138,7 +142,36 @@ SHAKESPEARE = Dataset(
     aliases=("tinyshakespeare", "tiny-shakespeare"),
 )
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST, CIFAR10, SHAKESPEARE)}
+# gensim's test data, pinned to a release tag: raw GitHub first, then the jsDelivr CDN copy of
+# the same repository files
+GENSIM_TAG = "4.4.0"
+_GENSIM_TEST_DATA = (
+    f"https://raw.githubusercontent.com/piskvorky/gensim/{GENSIM_TAG}/gensim/test/test_data/",
+    f"https://cdn.jsdelivr.net/gh/piskvorky/gensim@{GENSIM_TAG}/gensim/test/test_data/",
+)
+
+# (file, sha256, size in bytes)
+_WORD2VEC_FILES = (
+    ("head500.noblanks.cor", "af9892fa37eef66079a8fcd5d25090104ee7e588f6121ee43817d82131f12474", 2286142),
+    ("lee_background.cor", "5d78d6dafd953bbf65797bef09a9ffb9ec430583381be705f8fd460000f370fb", 360082),
+    ("questions-words.txt", "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36", 603955),
+    ("simlex999.txt", "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d", 18126),
+    ("wordsim353.tsv", "f92a022fc2537793a15bc3a8c162ebcd74990e033a228bb6388cb71e4c0b1e1d", 7186),
+)
+
+WORD2VEC = Dataset(
+    name="word2vec",
+    title="word2vec corpora and evaluation sets (gensim test data)",
+    folders=("word2vec",),
+    files=tuple(RemoteFile(n, tuple(m + n for m in _GENSIM_TEST_DATA), sha256=sha, size=size)
+                for n, sha, size in _WORD2VEC_FILES),
+    download_folder="word2vec",
+    expected=tuple(f"word2vec/{n}" for n, *_ in _WORD2VEC_FILES),
+    home=f"https://github.com/piskvorky/gensim/tree/{GENSIM_TAG}/gensim/test/test_data",
+    aliases=("gensim-test-data",),
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (MNIST, CIFAR10, SHAKESPEARE, WORD2VEC)}
 
 
 def published_files(dataset: str, folder: str) -> tuple[RemoteFile, ...]:

@@ -5,6 +5,8 @@ Layout of a data dir::
     <dir>/mnist/train-images-idx3-ubyte.gz  (and the other three MNIST files)
     <dir>/cifar-10-batches-bin/data_batch_1.bin ...   or   <dir>/cifar-10-batches-py/data_batch_1 ...
     <dir>/tinyshakespeare/input.txt
+    <dir>/word2vec/lee_background.cor  (and head500.noblanks.cor, wordsim353.tsv, simlex999.txt,
+                                        questions-words.txt)
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ def check(ds: Dataset | str, root: str | os.PathLike | None = None) -> DatasetSt
             from dlfs.data import cifar
             detail = (f"valid format ({cifar.validate_folder(folder)}); "
                       f"{describe_copy(ds.name, folder)}")
+        elif ds.name == "word2vec":
+            from dlfs.data import word2vec
+            summary = word2vec.validate_folder(folder)
+            if all(matches_checksums(folder / f.name, f) for f in ds.files):
+                detail = f"checksums match the canonical files ({summary})"
+            else:
+                detail = f"valid format ({summary}); {describe_copy(ds.name, folder)}"
         else:
             from dlfs.data import text
             if matches_checksums(folder / ds.files[0].name, ds.files[0]):
@@ -241,6 +250,9 @@ def _validate(ds: Dataset, folder: Path) -> None:
     elif ds.name == "mnist":
         from dlfs.data import mnist
         mnist.validate_folder(folder)
+    elif ds.name == "word2vec":
+        from dlfs.data import word2vec
+        word2vec.validate_folder(folder)
     else:
         from dlfs.data import text
         text.validate_folder(folder)
