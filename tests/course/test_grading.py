@@ -313,3 +313,20 @@ def test_progress_in_a_terminal_is_a_bar_naming_the_running_test():
           "duration": 10.0})
     show.close()
     assert "⏱ test_one: stopped after 10 s" in stream.getvalue()
+
+
+def test_pytorch_comparisons_inside_shared_checks_are_counted_and_the_tests_pass(tmp_path, monkeypatch):
+    """check_layer / check_op without PyTorch: the test passes on its finite differences and
+    the comparison it left out is counted with the skipped ones."""
+    hidden = tmp_path / "hidden" / "torch"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('PyTorch hidden for this test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(hidden.parent))
+    report = grading.run_reference(get_topic(6), extra=["-k", "test_linear_layer_matches_torch_linear"])
+    passed = [r for r in report.results if r.outcome == "passed"]
+    assert passed and not report.failures, \
+        f"the finite-difference checks pass without PyTorch, got {[(r.name, r.outcome) for r in report.results]}"
+    assert report.oracle_skipped >= len(passed), \
+        f"expected each passing check_layer test to count its left-out comparison, got {report.oracle_skipped}"
+    out = plain(ui.render_report(report))
+    assert f"{report.count('skipped') + report.oracle_skipped} comparisons with PyTorch skipped" in out

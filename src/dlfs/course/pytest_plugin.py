@@ -9,7 +9,7 @@
 - Streams one JSON object per line to the file named by ``DLFS_EVENTS`` while the run goes,
   so the grader can show progress and knows where a run that died was:
   ``importing``, ``imported``, ``import_failed``, ``collected``, ``collect_error``,
-  ``start``, ``phase``, ``result``, ``end``, ``finish`` (read by ``dlfs.course.results``).
+  ``start``, ``phase``, ``result``, ``end``, ``oracle_skipped``, ``finish`` (read by ``dlfs.course.results``).
 """
 
 from __future__ import annotations
@@ -180,6 +180,13 @@ def pytest_runtest_makereport(item, call):
                                                          getattr(item, "obj", None))
         report._dlfs = info
     return report
+
+
+def pytest_warning_recorded(warning_message, when, nodeid, location):
+    """A PyTorch comparison that ``check_layer`` / ``check_op`` left out (the test itself
+    passed on its finite-difference checks); recorded after the test's result."""
+    if type(warning_message.message).__name__ == "OracleSkipped" and nodeid:
+        _emit(event="oracle_skipped", nodeid=nodeid)
 
 
 def pytest_runtest_logreport(report):

@@ -36,6 +36,7 @@ class TestResult:
     ended_run: bool = False         # the run ended (was killed, crashed) during this test
     timeout: float = 0.0            # the seconds this test was allowed
     duration: float = 0.0
+    oracle_skipped: int = 0         # PyTorch comparisons left out of a test that passed
     index: int = 0                  # order of collection
 
     @property
@@ -76,6 +77,11 @@ class RunReport:
     @property
     def skip_reasons(self) -> Counter:
         return Counter(r.message for r in self.results if r.outcome == "skipped")
+
+    @property
+    def oracle_skipped(self) -> int:
+        """PyTorch comparisons left out of tests that ran (and passed on their numeric part)."""
+        return sum(r.oracle_skipped for r in self.results if r.outcome != "skipped")
 
     @property
     def all_passed(self) -> bool:
@@ -169,6 +175,7 @@ def build_report(topic: Topic, events: list[dict], *, running: dict | None, impo
     collected: list[str] = []
     by_id: dict[str, TestResult] = {}
     problems: list[str] = []
+    oracle_skipped: dict[str, int] = {}
     finished = False
     for ev in events:
         kind = ev.get("event")
@@ -182,6 +189,8 @@ def build_report(topic: Topic, events: list[dict], *, running: dict | None, impo
             old = by_id.get(r.nodeid)
             if old is None or old.outcome in ("passed", "skipped"):    # a teardown error wins
                 by_id[r.nodeid] = r
+        elif kind == "oracle_skipped":
+            oracle_skipped[ev["nodeid"]] = oracle_skipped.get(ev["nodeid"], 0) + 1
         elif kind == "import_failed":
             problems.append(_import_problem(ev, seconds))
         elif kind == "finish":
@@ -189,6 +198,7 @@ def build_report(topic: Topic, events: list[dict], *, running: dict | None, impo
     order = {nodeid: i for i, nodeid in enumerate(collected)}
     allowed = {ev["nodeid"]: ev.get("timeout", seconds) for ev in events if ev.get("event") == "start"}
     for r in by_id.values():
+        r.oracle_skipped = oracle_skipped.get(r.nodeid, 0)
         r.index = order.get(r.nodeid, -1)
         r.timeout = allowed.get(r.nodeid, seconds)
 

@@ -142,13 +142,16 @@ def _tail(text: str, max_lines: int) -> list[str]:
 def _skip_lines(report: RunReport) -> list[str]:
     """One line per reason a test was skipped, with what to do about it."""
     lines = []
+    torch_skipped = report.oracle_skipped
     for reason, n in report.skip_reasons.most_common():
         if "pytorch" in reason.lower() or "'torch'" in reason:
-            what = "comparison with PyTorch" if n == 1 else "comparisons with PyTorch"
-            lines.append(f"{n} {what} skipped (PyTorch is not installed): "
-                         "`pip install -e \".[oracle]\"` to run them")
+            torch_skipped += n
         else:
             lines.append(f"{n} {'check' if n == 1 else 'checks'} skipped: {reason}")
+    if torch_skipped:
+        what = "comparison with PyTorch" if torch_skipped == 1 else "comparisons with PyTorch"
+        lines.insert(0, f"{torch_skipped} {what} skipped (PyTorch is not installed): "
+                        "`pip install -e \".[oracle]\"` to run them")
     return [click.style(line, fg="yellow") for line in lines]
 
 
