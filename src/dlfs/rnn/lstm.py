@@ -34,8 +34,19 @@ from __future__ import annotations
 import numpy as np
 
 from dlfs.nn.activations import sigmoid
-from dlfs.parallel import map_blocks
+from dlfs.parallel import map_chunks, num_workers
 from dlfs.rnn.base import RecurrentLayer
+
+# The batch is split into blocks that run in parallel threads only when each block keeps at least
+# this many sequences: for smaller batches, starting the threads costs more than it saves.
+MIN_ROWS_PER_BLOCK = 16
+
+
+def _batch_blocks(fn, n: int) -> None:
+    """Run ``fn(lo, hi)`` over row blocks of ``range(n)``: one per worker thread, each of at least
+    ``MIN_ROWS_PER_BLOCK`` rows (a single block, in this thread, for small batches)."""
+    blocks = max(1, min(num_workers(), n // MIN_ROWS_PER_BLOCK))
+    map_chunks(fn, n, -(-n // blocks))
 
 
 def lstm_cell_forward(xp: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, weight_hh: np.ndarray,
@@ -221,7 +232,7 @@ class LSTM(RecurrentLayer):
         tanh_c = np.empty((T, N, H), dtype=dtype)
         hs[0] = h0
         cs[0] = c0
-        map_blocks(lambda lo, hi: lstm_steps_forward(xp[:, lo:hi], hs[:, lo:hi], cs[:, lo:hi],
+        _batch_blocks(lambda lo, hi: lstm_steps_forward(xp[:, lo:hi], hs[:, lo:hi], cs[:, lo:hi],
                                                      gates[:, lo:hi], tanh_c[:, lo:hi], W_hh.data), N)
         return {"x": x, "hs": hs, "cs": cs, "gates": gates, "tanh_c": tanh_c}
 
@@ -242,7 +253,7 @@ class LSTM(RecurrentLayer):
             dh0[lo:hi], dc0[lo:hi] = lstm_steps_backward(d, dh_n[lo:hi], dc_n[lo:hi], cs[:, lo:hi],
                                                          gates[:, lo:hi], tanh_c[:, lo:hi], W_hh.data,
                                                          dz[:, lo:hi])
-        map_blocks(block, N)
+        _batch_blocks(block, N)
         # TODO: every step's dz is known: dx and the weight gradients are one matmul each over all
         # T·N rows (h_prev of step t is hs[t], so all of them are hs[:T]).
         # BEGIN SOLUTION dx = dz @ weight_ih; accumulate dweight_ih = dzᵀ x, dweight_hh = dzᵀ h_prev, dbias_ih = dbias_hh = Σ dz; return (dx, dh0, dc0)
