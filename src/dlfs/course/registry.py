@@ -163,7 +163,7 @@ _TOPICS = [
        ["dlfs.nn.normalization", "dlfs.nn.batchnorm"], built=True),
     _t(17, "cifar10", "CIFAR-10 From Scratch", 2, ["dlfs.train.recipe"], built=True),
     _t(18, "vanilla-rnn", "Vanilla RNN", 3, ["dlfs.rnn.vanilla"], built=True),
-    _t(19, "lstm", "LSTM Gates", 3),
+    _t(19, "lstm", "LSTM Gates", 3, ["dlfs.rnn.lstm"], built=True),
     _t(20, "gru", "GRU Variant", 3, ["dlfs.rnn.gru"], built=True),
     _t(21, "bidirectional-masking", "Bidirectional RNNs & Masking", 3,
        ["dlfs.rnn.masking", "dlfs.rnn.bidirectional"], built=True),
