@@ -24,8 +24,9 @@ over many steps when f stays near 1. ``forget_bias`` initialises the forget gate
 positive value (f = σ(1) ≈ 0.73 at the start instead of ≈ 0.5) for that reason.
 
 The layer computes all input projections in one matmul before the loop, keeps every step's
-activated gates in one preallocated (N, T, 4H) buffer, and after the backward loop gathers the
-weight gradients in one matmul each. ``num_layers = L`` stacks layers: layer k reads the hidden
+activated gates in one preallocated buffer, time-major (T, N, 4H) so that each step's slice is
+contiguous, runs the recurrence of blocks of the batch in parallel threads, and after the
+backward loop gathers the weight gradients in one matmul each. ``num_layers = L`` stacks layers: layer k reads the hidden
 states of layer k − 1; the state is then (L, N, H), layer 0 first, as ``torch.nn.LSTM``.
 """
 
