@@ -157,7 +157,7 @@ def _status(dlfs):
     return json.loads(dlfs("status", "--json").output)
 
 
-def test_mark_refuses_a_topic_that_is_not_built(dlfs):
+def test_mark_refuses_a_topic_that_is_not_built(dlfs, coming_topic):
     r = dlfs("mark", "1", "20")
     assert r.exit_code == 3 and "Topic 20" in r.output and "not built yet" in r.output
     assert _status(dlfs)["complete"] == 0              # nothing marked, not even Topic 01

@@ -243,7 +243,7 @@ def test_a_file_without_checks_still_loads(tmp_path):
 
 # -- topics that are not built yet never count -----------------------------------
 
-def test_coming_topics_cannot_be_marked(tmp_path):
+def test_coming_topics_cannot_be_marked(tmp_path, coming_topic):
     from dlfs.errors import NotBuiltError
 
     p = Progress.load(tmp_path / "progress.json")
@@ -252,7 +252,7 @@ def test_coming_topics_cannot_be_marked(tmp_path):
     assert p.topics == {}
 
 
-def test_a_coming_topic_marked_in_an_old_file_does_not_count(tmp_path):
+def test_a_coming_topic_marked_in_an_old_file_does_not_count(tmp_path, coming_topic):
     path = tmp_path / "progress.json"
     path.write_text('{"schema_version": 1, "topics": {"20": {"status": "complete"}, '
                     '"1": {"status": "complete"}}}')
