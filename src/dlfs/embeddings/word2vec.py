@@ -274,8 +274,8 @@ class TrainStats:
 class SkipGram:
     """Skip-gram with negative sampling on a :class:`Vocabulary`.
 
-    ``W_in`` (V, d) float32, the word vectors, starts uniform in [−0.5/d, 0.5/d); ``W_out``
-    (V, d) starts at zero, as in word2vec.c and gensim.
+    ``W_in`` (V, d) float32, the word vectors, starts uniform in [−1/d, 1/d) as in gensim 4
+    (word2vec.c draws from half that range); ``W_out`` (V, d) starts at zero, as in both.
     """
 
     def __init__(self, vocab: Vocabulary, config: SkipGramConfig = SkipGramConfig()):
@@ -283,7 +283,7 @@ class SkipGram:
         self.config = config
         self.rng = np.random.default_rng(config.seed)
         V, d = len(vocab), config.vector_size
-        self.W_in = ((self.rng.random((V, d), dtype=np.float32) - 0.5) / d).astype(np.float32)
+        self.W_in = ((2 * self.rng.random((V, d), dtype=np.float32) - 1) / d).astype(np.float32)
         self.W_out = np.zeros((V, d), dtype=np.float32)
         self.keep = keep_probabilities(vocab.counts, config.sample)
         self.noise = NoiseSampler(noise_distribution(vocab.counts, config.ns_exponent))
