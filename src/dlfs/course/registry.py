@@ -174,7 +174,7 @@ _TOPICS = [
        ["dlfs.attention.scaled_dot_product", "dlfs.attention.qkv"], built=True),
     _t(26, "multi-head-attention", "Multi-Head Attention", 4, ["dlfs.attention.multi_head"], built=True),
     _t(27, "positional-encodings", "Positional Encodings", 4),
-    _t(28, "transformer-encoder", "Transformer Encoder Block", 4),
+    _t(28, "transformer-encoder", "Transformer Encoder Block", 4, ["dlfs.transformer.encoder"], built=True),
     _t(29, "transformer-decoder", "Transformer Decoder Block", 4),
     _t(30, "mini-gpt", "Mini-GPT Training", 4),
     _t(31, "kv-cache", "KV-Cache Optimization", 4),
