@@ -1,0 +1,212 @@
+"""Data-parallel training runs: one process, N processes over our shared-memory ring, or N MPI
+ranks. The same seeded model and the same global batches everywhere, so the final parameters
+can be compared across the three.
+
+    python -m dlfs.distributed.train --backend single --model encoder --steps 20
+    python -m dlfs.distributed.train --backend processes -n 2 --model encoder --steps 20
+    mpiexec -n 2 python -m dlfs.distributed.train --backend mpi --allreduce mpi --model encoder --steps 20
+    mpiexec -n 2 python -m dlfs.distributed.train --backend mpi --allreduce ring ...   # our ring over MPI
+
+``--out params.npz`` writes rank 0's final parameters, ``--json run.json`` the run's record
+(config, losses, samples/s, optimiser-state bytes per rank, bytes sent per rank).
+
+Models (``--model``): ``mlp`` (Linear–GELU–Linear–GELU–Linear on (B, F) features) and
+``encoder`` (Linear(F, D), two pre-LN ``dlfs.transformer.encoder.EncoderBlock``\\ s without
+dropout, Linear(D, C) on every position of (B, T, F) sequences). Data: Gaussian inputs labelled
+by a fixed random linear "teacher" (argmax of ``x @ W_teacher``; for sequences, of the
+position's input plus its predecessor's), drawn from ``seed`` and the step number, so every rank
+sees the same global batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+
+import numpy as np
+
+from dlfs.nn.activations import GELU
+from dlfs.nn.layers import Layer, Linear, Sequential
+from dlfs.nn.losses import cross_entropy
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mlp"               # "mlp" or "encoder"
+    steps: int = 5
+    batch: int = 16                  # global batch (rows), split over the ranks
+    micro_batches: int = 1           # gradient accumulation within each rank
+    dtype: str = "float64"
+    optimizer: str = "adamw"         # "adamw", "sgd" (momentum 0.9) or "zero" (ZeRO-1 AdamW)
+    lr: float = 1e-2
+    weight_decay: float = 1e-2
+    seed: int = 0
+    features: int = 12
+    hidden: int = 32                 # mlp hidden width / encoder d_model
+    classes: int = 5
+    seq_len: int = 8                 # encoder only
+    heads: int = 4                   # encoder only
+    extra: dict = field(default_factory=dict)
+
+    def dtype_(self):
+        return np.dtype(self.dtype)
+
+
+def build_model(cfg: TrainConfig) -> Layer:
+    """The seeded model of the config (the same parameters in every process)."""
+    rng = np.random.default_rng(cfg.seed)
+    dt = cfg.dtype_()
+    if cfg.model == "mlp":
+        return Sequential(Linear(cfg.features, cfg.hidden, rng=rng, dtype=dt), GELU(),
+                          Linear(cfg.hidden, cfg.hidden, rng=rng, dtype=dt), GELU(),
+                          Linear(cfg.hidden, cfg.classes, rng=rng, dtype=dt))
+    if cfg.model == "encoder":
+        from dlfs.transformer.encoder import EncoderBlock
+        blocks = [EncoderBlock(cfg.hidden, cfg.heads, dropout=0.0, norm_first=True, rng=rng, dtype=dt)
+                  for _ in range(2)]
+        return Sequential(Linear(cfg.features, cfg.hidden, rng=rng, dtype=dt), *blocks,
+                          Linear(cfg.hidden, cfg.classes, rng=rng, dtype=dt))
+    raise ValueError(f"model must be 'mlp' or 'encoder', got {cfg.model!r}")
+
+
+def global_batch(cfg: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The global batch of a step: x: (B, F) or (B, T, F); y: (B,) or (B, T) int labels."""
+    teacher = np.random.default_rng([cfg.seed, 1]).standard_normal((cfg.features, cfg.classes))
+    rng = np.random.default_rng([cfg.seed, 2, step])
+    if cfg.model == "mlp":
+        x = rng.standard_normal((cfg.batch, cfg.features))
+        y = np.argmax(x @ teacher, axis=-1)
+    else:
+        x = rng.standard_normal((cfg.batch, cfg.seq_len, cfg.features))
+        mixed = x.copy()
+        mixed[:, 1:] += x[:, :-1]
+        y = np.argmax(mixed @ teacher, axis=-1)
+    return x.astype(cfg.dtype_()), y.astype(np.int64)
+
+
+def make_optimizer(cfg: TrainConfig, params, comm=None):
+    from dlfs.optim import SGD, AdamW
+    if cfg.optimizer == "adamw":
+        return AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return SGD(params, lr=cfg.lr, momentum=0.9)
+    if cfg.optimizer == "zero":
+        if comm is None:
+            raise ValueError("the ZeRO optimiser needs a communicator")
+        from dlfs.distributed.zero import ZeroAdamW
+        return ZeroAdamW(params, comm, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be 'adamw', 'sgd' or 'zero', got {cfg.optimizer!r}")
+
+
+def _state_bytes(opt) -> int:
+    from dlfs.distributed.zero import optimizer_state_bytes
+    return opt.state_bytes() if hasattr(opt, "state_bytes") else optimizer_state_bytes(opt)
+
+
+def train_single(cfg: TrainConfig | dict) -> dict:
+    """The reference: one process, the whole global batch, mean cross-entropy, one step per
+    batch (``cfg.micro_batches`` and the ZeRO option do not apply). Returns the run record."""
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig(**cfg)
+    if cfg.optimizer == "zero":
+        cfg = TrainConfig(**{**asdict(cfg), "optimizer": "adamw"})
+    model = build_model(cfg)
+    params = model.parameters()
+    opt = make_optimizer(cfg, params)
+    losses, times = [], []
+    for step in range(cfg.steps):
+        x, y = global_batch(cfg, step)
+        t0 = time.perf_counter()
+        model.zero_grad()
+        loss, dlogits = cross_entropy(model.forward(x), y)
+        model.backward(dlogits)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        losses.append(loss)
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times,
+            "state_bytes": [_state_bytes(opt)], "bytes_sent": [0]}
+
+
+def train_rank(comm, cfg: TrainConfig | dict) -> dict:
+    """One rank's data-parallel run (a rank program: ``ProcessGroup.run(train_rank, (cfg,))``
+    or under mpiexec). Returns the run record; ``params`` is this rank's final state dict."""
+    from dlfs.distributed.data_parallel import data_parallel_step
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig(**cfg)
+    model = build_model(cfg)
+    params = model.parameters()
+    opt = make_optimizer(cfg, params, comm)
+    loss_fn = partial(cross_entropy, reduction="sum")
+    losses, times = [], []
+    for step in range(cfg.steps):
+        x, y = global_batch(cfg, step)
+        t0 = time.perf_counter()
+        losses.append(data_parallel_step(model, loss_fn, x, y, opt, comm, micro_batches=cfg.micro_batches))
+        times.append(time.perf_counter() - t0)
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times,
+            "state_bytes": [_state_bytes(opt)], "bytes_sent": [comm.bytes_sent]}
+
+
+def summarize(cfg: TrainConfig, runs: list[dict], backend: str, world_size: int) -> dict:
+    """The JSON record of a run from every rank's record (rank 0's losses and parameters)."""
+    # a step ends when the slowest rank's all-reduce returns: take each step's maximum over ranks
+    steps = np.max(np.array([r["step_seconds"] for r in runs]), axis=0)
+    timed = steps[1:] if len(steps) > 1 else steps          # the first step pays for warm-up
+    return {
+        "backend": backend, "world_size": world_size, "config": asdict(cfg),
+        "losses": runs[0]["losses"],
+        "median_step_seconds": float(np.median(timed)),
+        "samples_per_second": float(cfg.batch / np.median(timed)),
+        "state_bytes_per_rank": [r["state_bytes"][0] for r in runs],
+        "bytes_sent_per_rank": [r["bytes_sent"][0] for r in runs],
+    }
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="python -m dlfs.distributed.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=["single", "processes", "mpi"], default="processes")
+    p.add_argument("-n", "--world-size", type=int, default=2, help="processes (backend 'processes')")
+    p.add_argument("--allreduce", choices=["mpi", "ring"], default="mpi", help="backend 'mpi': whose all-reduce")
+    for name, default in asdict(TrainConfig()).items():
+        if name != "extra":
+            p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    p.add_argument("--out", help="write rank 0's final parameters here (.npz)")
+    p.add_argument("--json", help="write the run record here (.json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    cfg = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig()) if k != "extra"})
+    if args.backend == "single":
+        runs, n = [train_single(cfg)], 1
+    elif args.backend == "processes":
+        from dlfs.distributed.comm import ProcessGroup
+        with ProcessGroup(args.world_size) as group:
+            runs, _ = group.run(train_rank, (asdict(cfg),))
+        n = args.world_size
+    else:
+        from dlfs.distributed.mpi import MPICommunicator
+        comm = MPICommunicator(args.allreduce)
+        run = train_rank(comm, cfg)
+        gathered = comm.comm.gather(run, root=0)
+        if comm.rank != 0:
+            return 0
+        runs, n = gathered, comm.world_size
+    record = summarize(cfg, runs, args.backend if args.backend != "mpi" else f"mpi-{args.allreduce}", n)
+    from dlfs.io import atomic_write_bytes, atomic_write_json
+    if args.out:
+        import io
+        buf = io.BytesIO()
+        np.savez(buf, **runs[0]["params"])
+        atomic_write_bytes(args.out, buf.getvalue())
+    if args.json:
+        atomic_write_json(args.json, record)
+    print(json.dumps({k: v for k, v in record.items() if k != "config"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
