@@ -56,3 +56,15 @@ def test_compare_reports_the_ratio_of_medians():
     assert r.ratio == pytest.approx(r.ours_ms / r.torch_ms), (r.ratio, r.ours_ms, r.torch_ms)
     alone = compare("noop", ours, None, repeats=3, warmup=0)
     assert alone.torch_ms is None and alone.ratio is None, alone
+
+
+def test_benchmark_runner_explains_itself_and_refuses_unknown_suites():
+    import subprocess
+    import sys
+
+    help_run = subprocess.run([sys.executable, "-m", "benchmarks.run", "--help"], capture_output=True, text=True)
+    assert help_run.returncode == 0 and "SUITE" in help_run.stdout, \
+        f"expected usage text, got exit {help_run.returncode}: {help_run.stderr[-300:]}"
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.run", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown suite 'nope'" in bad.stderr, \
+        f"expected a usage error naming the suite, got exit {bad.returncode}: {bad.stderr[-300:]}"

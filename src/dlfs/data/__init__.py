@@ -26,42 +26,17 @@ cheap.
 
 from __future__ import annotations
 
-import importlib
+from dlfs.exports import lazy_exports
 
-_EXPORTS = {
-    "resolve_data_dir": "dlfs.data.paths",
-    "cache_root": "dlfs.data.paths",
-    "load_mnist": "dlfs.data.mnist",
-    "load_cifar10": "dlfs.data.cifar",
-    "load_shakespeare": "dlfs.data.text",
-    "load_word2vec": "dlfs.data.word2vec",
-    "ImageDataset": "dlfs.data.common",
-    "channel_stats": "dlfs.data.common",
-    "normalize": "dlfs.data.common",
-    "TextDataset": "dlfs.data.text",
-    "CharVocab": "dlfs.data.text",
-    "BatchIterator": "dlfs.data.batching",
-    "random_crop": "dlfs.data.batching",
-    "random_flip": "dlfs.data.batching",
-    "augment": "dlfs.data.batching",
-    "sample_blocks": "dlfs.data.batching",
-    "check": "dlfs.data.store",
-    "describe_copy": "dlfs.data.checksums",
-    "fetch": "dlfs.data.store",
-    "DATASETS": "dlfs.data.sources",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dlfs.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "dlfs.data.paths": ["resolve_data_dir", "cache_root"],
+    "dlfs.data.mnist": ["load_mnist"],
+    "dlfs.data.cifar": ["load_cifar10"],
+    "dlfs.data.text": ["load_shakespeare", "TextDataset", "CharVocab"],
+    "dlfs.data.word2vec": ["load_word2vec"],
+    "dlfs.data.common": ["ImageDataset", "channel_stats", "normalize"],
+    "dlfs.data.batching": ["BatchIterator", "random_crop", "random_flip", "augment", "sample_blocks"],
+    "dlfs.data.store": ["check", "fetch"],
+    "dlfs.data.checksums": ["describe_copy"],
+    "dlfs.data.sources": ["DATASETS"],
+})
