@@ -48,11 +48,10 @@ def test_slopes_of_the_paper(H, expected):
     assert_close(got, expected, rtol=1e-13, what=f"ALiBi slopes for {H} heads")
 
 
-@settings(deadline=None, max_examples=40)
-@given(st.integers(1, 100))
-def test_slopes_match_the_reference_code_for_every_head_count(H):
-    assert_close(pe.alibi_slopes(H), paper_slopes(H), rtol=1e-12, what=f"ALiBi slopes for {H} heads")
-    assert len(set(np.round(np.log2(pe.alibi_slopes(H)), 9))) == H, f"the {H} slopes should all differ"
+def test_slopes_match_the_reference_code_for_every_head_count_up_to_100():
+    for H in range(1, 101):
+        assert_close(pe.alibi_slopes(H), paper_slopes(H), rtol=1e-12, what=f"ALiBi slopes for {H} heads")
+        assert len(set(np.round(np.log2(pe.alibi_slopes(H)), 9))) == H, f"the {H} slopes should all differ"
 
 
 def test_bias_is_minus_slope_times_distance():
