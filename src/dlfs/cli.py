@@ -394,6 +394,15 @@ def verify(topics):
     sys.exit(1 if bad else 0)
 
 
+def _learner_progress(learner: bool) -> dict:
+    """The completed topics (and those now failing their checks) for ``--learner``."""
+    if not learner:
+        return {"learner_topics": None}
+    state = _progress()
+    done = state.completed()
+    return {"learner_topics": done, "failing_topics": [n for n in done if state.now_failing(n)]}
+
+
 @main.command()
 @click.argument("number")
 @click.option("--smoke", is_flag=True,
@@ -426,7 +435,7 @@ def milestone(number, smoke, preset, list_presets, resume, record, data_dir, see
         return
     plan = milestones.plan(number, smoke=smoke, preset=preset, seeds=seeds or (0,), data_dir=data_dir,
                            resume=resume, record=record,
-                           learner_topics=_progress().completed() if learner else None)
+                           **_learner_progress(learner))
     click.secho(plan.header(), bold=True)
     for line in plan.notes:
         click.echo(line)

@@ -161,3 +161,18 @@ def test_milestone_eval_exits_nonzero_on_a_refused_dataset(tmp_path):
     assert out.returncode == 1, out.stdout + out.stderr
     assert "FAILED" in out.stdout and "SKIPPED (no data)" in out.stdout, out.stdout
     assert "should-never-run" not in out.stdout + out.stderr
+
+
+def test_learner_leaves_out_a_completed_topic_that_now_fails_its_checks(dlfs):
+    from dlfs.course.progress import Progress
+    from dlfs.course.workspace import ensure_exercise
+
+    assert dlfs("mark", "1").exit_code == 0
+    ensure_exercise(registry.get_topic(1))
+    state = Progress.load(dlfs.workspace / "progress.json")
+    state.record_check(1, passed=False)
+    state.save()
+    assert Progress.load(dlfs.workspace / "progress.json").now_failing(1)
+    r = dlfs("milestone", "10", "--smoke", "--learner")
+    assert "your code:      none" in r.output, r.output
+    assert "topic 01 (was complete, now failing its checks" in r.output, r.output

@@ -26,7 +26,7 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,9 +240,11 @@ class TopicSource:
         return not self.reason
 
 
-def learner_sources(milestone: int, completed: list[int]) -> tuple[TopicSource, ...]:
+def learner_sources(milestone: int, completed: list[int], failing: Collection[int] = ()
+                    ) -> tuple[TopicSource, ...]:
     """For each built topic up to ``milestone`` that has code: the learner's files if the
-    topic is completed and its files exist and compile, else why the reference is used."""
+    topic is completed, its last check did not fail (``failing``) and its files exist and
+    compile, else why the reference is used."""
     from dlfs.course.registry import built_topics
     from dlfs.course.workspace import learner_files
 
@@ -250,7 +252,12 @@ def learner_sources(milestone: int, completed: list[int]) -> tuple[TopicSource, 
     for topic in built_topics():
         if topic.number <= milestone and topic.modules:
             files = learner_files(topic)
-            reason = _unusable(files) if topic.number in completed else "not completed"
+            if topic.number not in completed:
+                reason = "not completed"
+            elif topic.number in failing:
+                reason = f"was complete, now failing its checks: `dlfs check {topic.number}`"
+            else:
+                reason = _unusable(files)
             sources.append(TopicSource(topic.number, files, reason))
     return tuple(sources)
 
@@ -314,7 +321,8 @@ def output_root(record: bool) -> Path:
 
 def plan(key: int | str, *, smoke: bool = False, preset: str | None = None,
          seeds: tuple[int, ...] = (0,), data_dir: str | None = None, resume: bool = False,
-         record: bool = False, learner_topics: list[int] | None = None, progress: bool = True,
+         record: bool = False, learner_topics: list[int] | None = None,
+         failing_topics: Collection[int] = (), progress: bool = True,
          log: Callable[[str], None] = print) -> Plan:
     """Check a request against the entry's spec and return its plan; raises UsageError (naming
     the valid choices) before anything runs."""
@@ -357,7 +365,8 @@ def plan(key: int | str, *, smoke: bool = False, preset: str | None = None,
         runs.append(RunOptions(name, seed, data_dir, ckpt, resume, out, progress, log))
     return Plan(entry, spec.target(name), tuple(runs),
                 None if smoke else root / "results" / f"milestone-{spec.milestone:02d}.json",
-                None if learner_topics is None else learner_sources(spec.milestone, learner_topics),
+                None if learner_topics is None else learner_sources(spec.milestone, learner_topics,
+                                                                   failing_topics),
                 tuple(notes))
 
 
