@@ -70,7 +70,7 @@ class CrossAttention(MultiHeadAttention):
         # TODO: q from x with the first D columns of W (and b); k and v from the memory with the
         #       other 2D columns, in one product; then heads, attention with the padding mask,
         #       merge, out_proj — as in MultiHeadAttention.forward.
-        # BEGIN SOLUTION q = x W[:, :D] + b[:D]; [k | v] = memory W[:, D:] + b[D:]; split_heads; attention_forward; merge_heads; out_proj; cache
+        # BEGIN SOLUTION q from x, [k | v] from memory; heads; attention_forward; merge_heads; out_proj; cache
         q = linear_forward(x, W[:, :D], None if b is None else b[:D])
         kv = linear_forward(memory, W[:, D:], None if b is None else b[D:])
         H = self.num_heads
@@ -89,7 +89,7 @@ class CrossAttention(MultiHeadAttention):
         W = self.qkv.W.data
         # TODO: two linear backwards: the query part with x, the key-value part (dk, dv side by
         #       side) with the memory; their weight gradients are the two column blocks of qkv.W's.
-        # BEGIN SOLUTION out_proj and attention backward; linear_backward of dq with x and of [dk | dv] with memory; accumulate [dWq | dWkv] and [dbq | dbkv]
+        # BEGIN SOLUTION out_proj, attention backward; linear_backward of dq (x) and [dk | dv] (memory); accumulate
         x, memory = self.inputs
         do = split_heads(self.out_proj.backward(dy), self.num_heads)
         dq, dk, dv = attention_backward(do, self.cache)
@@ -173,7 +173,7 @@ class DecoderBlock(Layer):
             raise RuntimeError("DecoderBlock.backward called before forward")
         # TODO: the three sublayers in reverse order; the memory's gradient comes out of the
         #       cross-attention only.
-        # BEGIN SOLUTION sublayer3 through ff, sublayer2 through the cross-attention (keeping dmemory), sublayer1 through the self-attention
+        # BEGIN SOLUTION sublayer3 (ff), sublayer2 (cross-attention, keeps dmemory), sublayer1 (self-attention)
         dh = self.sublayer3.backward(dy, self.ff.backward)
         dh = self.sublayer2.backward(dh, self._cross_backward)
         dx = self.sublayer1.backward(dh, self.self_attn.backward)
