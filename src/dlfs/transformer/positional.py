@@ -103,8 +103,9 @@ class _TableCache:
         _check_positions(T, offset)
         dtype = np.dtype(dtype)
         if offset + T > self.length:
-            self.length = max(offset + T, 2 * self.length, 64)
-            self.tables = {np.dtype(np.float64): self.make(self.length)}
+            n = max(offset + T, 2 * self.length, 64)
+            self.tables = {np.dtype(np.float64): self.make(n)}    # built first: a failure changes nothing
+            self.length = n
         if dtype not in self.tables:
             self.tables[dtype] = tuple(t.astype(dtype) for t in self.tables[np.dtype(np.float64)])
         return tuple(t[offset:offset + T] for t in self.tables[dtype])
