@@ -23,4 +23,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                                     "ALiBi", "attend", "attend_backward", "PositionalSelfAttention"],
     "dlfs.transformer.encoder": ["FeedForward", "SublayerConnection", "EncoderBlock"],
     "dlfs.transformer.decoder": ["CrossAttention", "DecoderBlock"],
+    "dlfs.transformer.gpt": ["GPTConfig", "GPT"],
+    "dlfs.transformer.sampling": ["apply_temperature", "top_k_filter", "top_p_filter", "filtered_probs",
+                                  "sample", "generate"],
+    "dlfs.transformer.training": ["TrainConfig", "get_batch", "decay_groups", "train_step", "ParamGroups",
+                                  "adamw_groups", "windows", "evaluate", "keep_freed_memory", "fit"],
 })
