@@ -99,7 +99,19 @@ class LocalCommunicator:
         return buf
 
 
+def share_cores(world_size: int) -> None:
+    """In a rank's process: give it its share of the CPU cores, so that N ranks on one machine
+    do not each start a BLAS thread per core (BLAS threads: cores // N; the library's own
+    chunk threads, ``DLFS_NUM_THREADS``: 1)."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+    os.environ["DLFS_NUM_THREADS"] = "1"
+    threadpool_limits(max(1, (os.cpu_count() or 1) // world_size), user_api="blas")
+
+
 def _worker(rank, world_size, boxes, capacity, empty, full, timeout, conn) -> None:
+    share_cores(world_size)
     comm = ShmCommunicator(rank, world_size, boxes, capacity, empty, full, timeout)
     try:
         while True:

@@ -189,7 +189,9 @@ def main(argv=None) -> int:
         n = args.world_size
     else:
         from dlfs.distributed.mpi import MPICommunicator
+        from dlfs.distributed.comm import share_cores
         comm = MPICommunicator(args.allreduce)
+        share_cores(max(comm.world_size, 2))          # one core per rank (the single process included)
         run = train_rank(comm, cfg)
         gathered = comm.comm.gather(run, root=0)
         if comm.rank != 0:
