@@ -24,7 +24,9 @@ def expert_capacity(num_tokens: int, num_experts: int, k: int = 1, capacity_fact
     """⌈capacity_factor · num_tokens · k / num_experts⌉ (at least 1)."""
     if capacity_factor <= 0:
         raise ValueError(f"capacity_factor must be positive, got {capacity_factor}")
+    # BEGIN SOLUTION the balanced share of the S·k assignments times the factor, rounded up, at least 1
     return max(1, math.ceil(capacity_factor * num_tokens * k / num_experts))
+    # END SOLUTION
 
 
 def dispatch(idx: np.ndarray, num_experts: int, capacity: int) -> np.ndarray:
