@@ -8,5 +8,5 @@ saves a figure. Run one with ``python -m dlfs.experiments.<name> --help``.
 - ``word2vec_vs_gensim`` (Topic 22): our skip-gram with negative sampling and gensim's
   ``Word2Vec`` on the same corpus and settings over several seeds — Spearman on WordSim353 and
   SimLex-999, analogy accuracy, words per second, and a PCA projection of chosen words (the
-  longest: 24 minutes on a busy 2-core machine for the default corpora and seeds).
+  longest: 13 minutes on a busy 2-core machine for the default corpora and seeds).
 """
