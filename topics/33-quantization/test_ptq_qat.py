@@ -8,7 +8,7 @@ from dlfs.nn.layers import Linear
 from dlfs.quant import ptq, qat
 from dlfs.quant import quantize as Q
 from dlfs.quant.quantize import QScheme
-from dlfs.testing import assert_close, check_layer
+from dlfs.testing import assert_close, check_op
 from dlfs.transformer.gpt import GPT, GPTConfig
 
 CFG = GPTConfig(vocab_size=17, block_size=8, n_layer=2, n_head=2, n_embd=32)
@@ -104,8 +104,10 @@ def test_qat_linear_matches_finite_differences_with_the_quantised_weight():
     assert_close(layer.W.grad, x.T @ dy, rtol=1e-12, atol=1e-12,
                  what="min-max scales clamp nothing: the STE passes dL/dŴ to every W")
     assert_close(layer.b.grad, dy.sum(0), what="bias gradient")
+    check_op(lambda x: layer.forward(x), lambda dy, x: layer.backward(dy), x,
+             what="QAT linear, dx against finite differences (W is held fixed)")
     qat.remove_fake_quant(layer)
-    check_layer(layer, x)                                            # the plain layer is untouched
+    assert_close(layer.forward(x), x @ layer.W.data + layer.b.data, what="the plain layer after remove_fake_quant")
 
 
 def test_qat_blocks_the_gradient_of_clamped_weights():

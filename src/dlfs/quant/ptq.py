@@ -58,6 +58,8 @@ def weight_bytes(shape: tuple[int, ...], scheme: QScheme | None) -> int:
     n = int(np.prod(shape))
     if scheme is None:
         return 4 * n
+    # TODO: how many (scale, zero point) blocks the scheme has for this shape, then the bytes.
+    # BEGIN SOLUTION count the blocks (1, one per channel, or n / group_size); codes at bits/8 bytes, 4 per scale, 1 per zero point
     if scheme.axis is None:
         blocks = 1
     elif scheme.group_size is None:
@@ -65,6 +67,7 @@ def weight_bytes(shape: tuple[int, ...], scheme: QScheme | None) -> int:
     else:
         blocks = n // scheme.group_size
     return (n * scheme.bits + 7) // 8 + 4 * blocks + (0 if scheme.symmetric else blocks)
+    # END SOLUTION
 
 
 def model_bytes(model: Layer, scheme: QScheme | None = None) -> int:
