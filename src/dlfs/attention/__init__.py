@@ -12,28 +12,13 @@ name is used, so a topic's exercise file can stand in for its module.
 
 from __future__ import annotations
 
-import importlib
+from dlfs.exports import lazy_exports
 
-_EXPORTS = {
-    "AttentionCache": "scaled_dot_product",
-    "attention_mask": "scaled_dot_product",
-    "attention_loop": "scaled_dot_product",
-    "attention_forward": "scaled_dot_product",
-    "attention_backward": "scaled_dot_product",
-    "QKVProjection": "qkv",
-    "split_heads": "multi_head",
-    "merge_heads": "multi_head",
-    "MultiHeadAttention": "multi_head",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dlfs.attention' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dlfs.attention.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "dlfs.attention.scaled_dot_product": [
+        "AttentionCache", "attention_mask", "attention_loop", "attention_forward",
+        "attention_backward",
+    ],
+    "dlfs.attention.qkv": ["QKVProjection"],
+    "dlfs.attention.multi_head": ["split_heads", "merge_heads", "MultiHeadAttention"],
+})

@@ -68,39 +68,15 @@ used, so a topic's exercise file can stand in for its module.
 
 from __future__ import annotations
 
-import importlib
+from dlfs.exports import lazy_exports
 
-_EXPORTS = {
-    "rnn_cell_forward": "vanilla",
-    "rnn_cell_backward": "vanilla",
-    "RNN": "vanilla",
-    "truncated_bptt": "vanilla",
-    "lstm_cell_forward": "lstm",
-    "lstm_cell_backward": "lstm",
-    "LSTM": "lstm",
-    "gru_cell_forward": "gru",
-    "gru_cell_backward": "gru",
-    "GRUCell": "gru",
-    "GRU": "gru",
-    "length_mask": "masking",
-    "lengths_from_mask": "masking",
-    "reverse_padded": "masking",
-    "masked_mean": "masking",
-    "masked_mean_backward": "masking",
-    "last_state": "masking",
-    "last_state_backward": "masking",
-    "Packed": "bidirectional",
-    "Bidirectional": "bidirectional",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dlfs.rnn' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dlfs.rnn.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "dlfs.rnn.vanilla": ["rnn_cell_forward", "rnn_cell_backward", "RNN", "truncated_bptt"],
+    "dlfs.rnn.lstm": ["lstm_cell_forward", "lstm_cell_backward", "LSTM"],
+    "dlfs.rnn.gru": ["gru_cell_forward", "gru_cell_backward", "GRUCell", "GRU"],
+    "dlfs.rnn.masking": [
+        "length_mask", "lengths_from_mask", "reverse_padded", "masked_mean",
+        "masked_mean_backward", "last_state", "last_state_backward",
+    ],
+    "dlfs.rnn.bidirectional": ["Packed", "Bidirectional"],
+})
