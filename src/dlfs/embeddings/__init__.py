@@ -14,38 +14,15 @@ name is used, so a topic's exercise file can stand in for its module.
 
 from __future__ import annotations
 
-import importlib
+from dlfs.exports import lazy_exports
 
-_EXPORTS = {
-    "Vocabulary": "vocab",
-    "build_vocab": "vocab",
-    "keep_probabilities": "word2vec",
-    "noise_distribution": "word2vec",
-    "skipgram_pairs": "word2vec",
-    "sgns_forward": "word2vec",
-    "sgns_backward": "word2vec",
-    "scatter_add_rows": "word2vec",
-    "sgns_step": "word2vec",
-    "learning_rate": "word2vec",
-    "SkipGramConfig": "word2vec",
-    "SkipGram": "word2vec",
-    "unit_rows": "similarity",
-    "cosine_similarity": "similarity",
-    "most_similar": "similarity",
-    "analogy": "similarity",
-    "spearman": "evaluate",
-    "evaluate_word_pairs": "evaluate",
-    "evaluate_analogies": "evaluate",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dlfs.embeddings' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dlfs.embeddings.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "dlfs.embeddings.vocab": ["Vocabulary", "build_vocab"],
+    "dlfs.embeddings.word2vec": [
+        "keep_probabilities", "noise_distribution", "skipgram_pairs", "sgns_forward",
+        "sgns_backward", "scatter_add_rows", "sgns_step", "learning_rate", "SkipGramConfig",
+        "SkipGram",
+    ],
+    "dlfs.embeddings.similarity": ["unit_rows", "cosine_similarity", "most_similar", "analogy"],
+    "dlfs.embeddings.evaluate": ["spearman", "evaluate_word_pairs", "evaluate_analogies"],
+})
