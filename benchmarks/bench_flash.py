@@ -15,8 +15,9 @@ checkpointing: a GPT (``dlfs.transformer.gpt``, float32, L = 6 blocks, D = 128, 
 B = 4, T = 256, vocabulary 65, no dropout) one forward + backward with the first n blocks
 checkpointed (``dlfs.transformer.checkpointing.checkpoint_blocks``), n = 0 … L: the peak
 traced memory of forward + backward (parameters and their gradient arrays excluded: a warm-up
-step creates them first) and the median wall and CPU time (``time.process_time``, all threads of
-the process: steadier than wall time on a shared machine) of 3 runs without tracemalloc. The gradients are compared with n = 0 (bit for bit).
+step creates them first) and the median wall and CPU time (``time.process_time``) of 3 runs without tracemalloc, with one
+BLAS thread (CPU time is then steady on a shared machine, where wall time is not; with several
+threads, waiting BLAS threads spin and count as CPU time). The gradients are compared with n = 0 (bit for bit).
 
 Writes ``results/topic-32/attention_memory.json`` / ``.png`` and
 ``results/topic-32/checkpointing.json`` / ``.png``.
@@ -179,7 +180,10 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(RESULTS / "attention_memory.json", {**_header(), "rows": rows})
         plot_attention(rows, RESULTS / "attention_memory.png")
     if "checkpointing" in chosen:
-        record = checkpointing_memory()
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1):
+            record = checkpointing_memory()
+        record["blas_threads"] = 1
         atomic_write_json(RESULTS / "checkpointing.json", {**_header(), **record})
         plot_checkpointing(record, RESULTS / "checkpointing.png")
 

@@ -180,7 +180,7 @@ _TOPICS = [
     _t(30, "mini-gpt", "Mini-GPT Training", 4),
     _t(31, "kv-cache", "KV-Cache Optimization", 4),
     _t(32, "modern-optimizations", "Modern Optimizations (FlashAttention, Gradient Checkpointing)", 4,
-       ["dlfs.attention.flash", "dlfs.transformer.checkpointing"]),
+       ["dlfs.attention.flash", "dlfs.transformer.checkpointing"], built=True),
     _t(33, "quantization", "Quantization & Efficiency", 4,
        ["dlfs.quant.quantize", "dlfs.quant.int_matmul", "dlfs.quant.ptq", "dlfs.quant.qat"], built=True),
     _t(34, "distributed-training", "Distributed Training Logic", 4,
