@@ -187,8 +187,10 @@ _TOPICS = [
        ["dlfs.distributed.ring", "dlfs.distributed.data_parallel", "dlfs.distributed.zero"], built=True),
     _t(35, "lora-qlora", "LoRA and QLoRA Fundamentals", 5),
     _t(36, "speculative-decoding", "Speculative Decoding Simulation", 5),
-    _t(37, "mixture-of-experts", "Mixture-of-Experts Routing", 5),
-    _t(38, "ssm-mamba", "SSM and Mamba Selective Scan", 5),
+    _t(37, "mixture-of-experts", "Mixture-of-Experts Routing", 5,
+       ["dlfs.moe.router", "dlfs.moe.dispatch", "dlfs.moe.layer"], built=True),
+    _t(38, "ssm-mamba", "SSM and Mamba Selective Scan", 5,
+       ["dlfs.ssm.discretize", "dlfs.ssm.scan", "dlfs.ssm.mamba"], built=True),
 ]
 
 MILESTONES: dict[int, Milestone] = {
