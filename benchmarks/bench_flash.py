@@ -15,12 +15,16 @@ checkpointing: a GPT (``dlfs.transformer.gpt``, float32, L = 6 blocks, D = 128, 
 B = 4, T = 256, vocabulary 65, no dropout) one forward + backward with the first n blocks
 checkpointed (``dlfs.transformer.checkpointing.checkpoint_blocks``), n = 0 … L: the peak
 traced memory of forward + backward (parameters and their gradient arrays excluded: a warm-up
-step creates them first) and the median wall and CPU time (``time.process_time``) of 3 runs without tracemalloc, with one
-BLAS thread (CPU time is then steady on a shared machine, where wall time is not; with several
+step creates them first) and the median wall and CPU time (``time.process_time``) of 3 runs
+without tracemalloc, with one BLAS thread (CPU time is then steady on a shared machine, where wall time is not; with several
 threads, waiting BLAS threads spin and count as CPU time). The gradients are compared with n = 0 (bit for bit).
 
 Writes ``results/topic-32/attention_memory.json`` / ``.png`` and
 ``results/topic-32/checkpointing.json`` / ``.png``.
+
+``BENCHMARKS`` (run by ``python -m benchmarks.run flash``): the tiled causal forward + backward
+against ``torch.nn.functional.scaled_dot_product_attention`` at B = 1, H = 4, T = 1024, d = 64,
+float32 (median of 5 after 1 warm-up each).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import machine
+from benchmarks.harness import BenchResult, compare, machine, try_torch
 from dlfs.attention.flash import flash_attention_backward, flash_attention_forward
 from dlfs.attention.scaled_dot_product import attention_backward, attention_forward, attention_mask
 from dlfs.io import atomic_write_json
@@ -84,6 +88,35 @@ def attention_memory(T: int, *, d: int = 64, block: int = 128) -> dict:
             "score_matrix_bytes": T * T * 4, "max_abs_difference": float(np.max(np.abs(out1 - out2)))}
 
 
+def flash_step(T: int = 1024, *, H: int = 4, d: int = 64, block: int = 128, repeats: int = 5) -> BenchResult:
+    """Tiled causal attention forward + backward, ours against torch's scaled_dot_product_attention."""
+    rng = np.random.default_rng(0)
+    q, k, v, dout = (rng.standard_normal((1, H, T, d), dtype=np.float32) for _ in range(4))
+
+    def ours():
+        out, cache = flash_attention_forward(q, k, v, causal=True, block_q=block, block_k=block)
+        flash_attention_backward(dout, cache)
+
+    theirs = None
+    torch = try_torch()
+    if torch is not None:
+        tq, tk, tv = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (q, k, v))
+        tdout = torch.from_numpy(dout)
+
+        def theirs():
+            for t in (tq, tk, tv):
+                t.grad = None
+            torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdout)
+
+    # causal: about half of the 2 (forward) + 5 (backward, with the recomputed scores) products of 2·T·T·d
+    flops = 7 * 2.0 * H * T * T * d / 2
+    return compare(f"tiled attention fwd+bwd H={H} T={T} d={d} causal", ours, theirs, repeats=repeats,
+                   warmup=1, flops=flops)
+
+
+BENCHMARKS = [flash_step]
+
+
 def checkpointing_memory(*, n_layer: int = 6, B: int = 4, T: int = 256, repeats: int = 3) -> dict:
     from dlfs.transformer.checkpointing import checkpoint_blocks
     from dlfs.transformer.gpt import GPT, GPTConfig
@@ -115,7 +148,8 @@ def checkpointing_memory(*, n_layer: int = 6, B: int = 4, T: int = 256, repeats:
                      "cpu_seconds": round(float(np.median(cpu)), 3),
                      "gradients_identical_to_plain": bool(exact)})
         r = rows[-1]
-        print(f"n={n}  peak {r['peak_bytes'] / MiB:7.1f} MiB  {r['seconds']:.3f} s (CPU {r['cpu_seconds']:.3f} s)  identical={exact}", flush=True)
+        print(f"n={n}  peak {r['peak_bytes'] / MiB:7.1f} MiB  {r['seconds']:.3f} s "
+              f"(CPU {r['cpu_seconds']:.3f} s)  identical={exact}", flush=True)
     checkpoint_blocks(model.blocks, 0)
     return {"config": cfg.as_dict(), "B": B, "T": T, "dtype": "float32", "repeats": repeats, "rows": rows}
 

@@ -48,8 +48,8 @@ def test_quantized_matmul_equals_the_float_product_of_the_dequantised_operands(M
     pa = Q.QParams(np.array([[2.0 ** -int(rng.integers(0, 8))]]), np.array([[0 if sym_a else rng.integers(0, 256)]],
                    dtype=np.int32), sa)
     n_scales = N if per_channel else 1
-    pw = Q.QParams((2.0 ** -rng.integers(0, 8, n_scales)).reshape(1, -1),
-                   (np.zeros(n_scales) if sym_w else rng.integers(0, 256, n_scales)).reshape(1, -1).astype(np.int32), sw)
+    zw = np.zeros(n_scales) if sym_w else rng.integers(0, 256, n_scales)
+    pw = Q.QParams((2.0 ** -rng.integers(0, 8, n_scales)).reshape(1, -1), zw.reshape(1, -1).astype(np.int32), sw)
     got = IM.quantized_matmul(qa, pa, qw, pw)
     expected = Q.dequantize(qa, pa) @ Q.dequantize(qw, pw)
     assert_close(got, expected, rtol=0, atol=0, what="integer product rescaled vs float product of dequantised")

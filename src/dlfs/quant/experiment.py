@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     by = {r["variant"]: r["val_loss"] for r in rows}
     ptq4 = by["float fine-tune (control), then int4 per channel"]
     qat4 = by["QAT int4 per channel, then int4 per channel"]
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": args.preset, "seed": args.seed, "model": p.model.as_dict(),
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": args.preset, "seed": args.seed,
+              "model": p.model.as_dict(),
               "train": asdict(p.train), "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "parameters": model.num_parameters(), "qat": asdict(qat_cfg), "rows": rows,
               "control_fine_tune_float_loss": control_float,
