@@ -165,6 +165,7 @@ def plot_attention(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("peak traced memory, forward + backward (MiB)")
     ax.set_title("Causal attention, float32, B = H = 1, d = 64")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xticks(T, [str(t) for t in T])
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
