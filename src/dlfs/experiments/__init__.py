@@ -1,5 +1,7 @@
 """Small experiments that go with the lessons: each runs in a minute or two on a laptop CPU and
-saves a figure. Run one with ``python -m dlfs.experiments.<name> --help``.
+saves a figure. Run one with ``python -m dlfs.experiments.<name> --help``. Results go to
+``<workspace>/results/topic-NN/``; the project's recorded ones (``results/topic-NN/``) are
+written only with ``--record`` (see :mod:`dlfs.experiments.common`).
 
 - ``plain_vs_residual`` (Topic 14): a deep plain network against the residual network of the
   same depth on real MNIST digits — training loss and the gradient reaching each block.

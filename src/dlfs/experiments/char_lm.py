@@ -19,7 +19,7 @@ validation curve is measured on a fixed set of validation windows, and the final
 loss on the whole validation split cut into consecutive windows of the training length, each
 read from a zero state.
 
-    python -m dlfs.experiments.char_lm [--data-dir DIR] [--out results/topic-20] [--steps N]
+    python -m dlfs.experiments.char_lm [--data-dir DIR] [--out DIR | --record] [--steps N]
 
 Saves ``char_lm.json`` (configuration, losses, curves, wall and CPU times, samples) and
 ``char_lm.png`` (the curves) in ``--out``. The defaults take about 3.5 minutes of CPU time for
@@ -29,7 +29,6 @@ to split).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 import time
@@ -38,9 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dlfs.experiments import common
+
 from dlfs.nn.layers import Layer, Linear
 
-DEFAULT_OUT = Path("results") / "topic-20"
+RESULTS = "topic-20"        # results/topic-20/ (see dlfs.experiments.common)
 PROMPT = "ROMEO:\n"
 SAMPLE_CHARS = 160
 
@@ -249,7 +250,7 @@ def train_and_measure(name: str, V: int, budget: int, data, cfg: Config, eval_se
             "samples": samples}
 
 
-def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path = DEFAULT_OUT,
+def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path = ".",
         progress: bool = True, log=print) -> dict:
     """Train each model of ``cfg.models`` under the same budget; save the JSON and the figure in
     ``out_dir``. Returns the result dict."""
@@ -293,13 +294,10 @@ def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.char_lm",
-                                description="Train a vanilla RNN, an LSTM and a GRU as character-level "
-                                            "language models on Tiny Shakespeare with the same budget.")
+    p = common.parser("char_lm", "Train a vanilla RNN, an LSTM and a GRU as character-level language "
+                                 "models on Tiny Shakespeare with the same budget.", RESULTS,
+                      data="tinyshakespeare/")
     d = Config()
-    p.add_argument("--data-dir", default=None, help="folder holding tinyshakespeare/ (default: "
-                                                    "$DLFS_DATA_DIR, then the cache dir)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--gru-hidden", type=int, default=d.gru_hidden,
                    help=f"the GRU's hidden size; the others get the same parameter count (default {d.gru_hidden})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default {d.steps})")
@@ -321,14 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--gru-hidden, --steps, --batch-size, --seq-len and --eval-every must be positive")
     cfg = Config(gru_hidden=args.gru_hidden, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                  lr=args.lr, eval_every=args.eval_every, seed=args.seed, models=models)
-    from dlfs.errors import DataError
-
-    try:
-        run(cfg, data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return common.report_data_errors(
+        lambda: run(cfg, data_dir=args.data_dir, out_dir=common.output_dir(args), progress=not args.no_progress))
 
 
 if __name__ == "__main__":

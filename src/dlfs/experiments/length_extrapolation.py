@@ -16,7 +16,7 @@ window. Positions ≥ train_len were never seen in training. A learned table has
 the learned model is *not evaluable* there as trained; the run also reports it with those
 positions **clamped** to the last learned row (train_len − 1), one common workaround.
 
-    python -m dlfs.experiments.length_extrapolation [--data-dir DIR] [--out results/topic-27] [--steps N]
+    python -m dlfs.experiments.length_extrapolation [--data-dir DIR] [--out DIR | --record] [--steps N]
 
 Saves ``length_extrapolation.json`` (configuration, per-position losses, summaries, wall times)
 and ``length_extrapolation.png`` (loss per position at 2·train_len) in ``--out``.
@@ -24,7 +24,6 @@ and ``length_extrapolation.png`` (loss per position at 2·train_len) in ``--out`
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -32,13 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from dlfs.experiments import common
+
 from dlfs.nn.layers import Layer, Linear
 from dlfs.nn.normalization import LayerNorm
 from dlfs.transformer.encoder import EncoderBlock
 from dlfs.transformer.positional import (LearnedPositionalEmbedding, PositionalSelfAttention,
                                          SinusoidalPositionalEncoding)
 
-DEFAULT_OUT = Path("results") / "topic-27"
+RESULTS = "topic-27"        # results/topic-27/ (see dlfs.experiments.common)
 ENCODINGS = ("sinusoidal", "learned", "rope", "alibi")
 
 
@@ -238,7 +239,7 @@ def run_one(name: str, data, cfg: Config, log=print) -> dict:
     return out
 
 
-def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path = DEFAULT_OUT,
+def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path = ".",
         log=print) -> dict:
     """Train and evaluate one model per encoding of ``cfg.encodings``; save the JSON and the
     figure in ``out_dir``. Returns the result dict."""
@@ -276,12 +277,9 @@ def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path
 
 def main(argv: list[str] | None = None) -> int:
     d = Config()
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.length_extrapolation",
-                                description="Train small character transformers at context T with each "
-                                            "positional encoding and evaluate them at T and 2T.")
-    p.add_argument("--data-dir", default=None, help="folder holding tinyshakespeare/ (default: "
-                                                    "$DLFS_DATA_DIR, then the cache dir)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    p = common.parser("length_extrapolation", "Train small character transformers at context T with each "
+                                              "positional encoding and evaluate them at T and 2T.",
+                      RESULTS, data="tinyshakespeare/")
     p.add_argument("--steps", type=int, default=d.steps, help=f"training steps per model (default {d.steps})")
     p.add_argument("--train-len", type=int, default=d.train_len, help=f"training context T (default {d.train_len})")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -296,14 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--train-len and --batch-size must be positive and --steps above the warmup ({d.warmup})")
     cfg = Config(steps=args.steps, train_len=args.train_len, batch_size=args.batch_size, seed=args.seed,
                  encodings=encodings)
-    from dlfs.errors import DataError
-
-    try:
-        run(cfg, data_dir=args.data_dir, out_dir=args.out)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return common.report_data_errors(lambda: run(cfg, data_dir=args.data_dir, out_dir=common.output_dir(args)))
 
 
 if __name__ == "__main__":

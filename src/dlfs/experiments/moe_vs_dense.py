@@ -13,7 +13,7 @@ Recorded: the validation loss (nats per character, on evenly spread validation w
 training, the share of tokens each expert received in every layer along training (from the
 training batches), the dropped assignments, and the times.
 
-    DLFS_DATA_DIR=/work/shared/data python -m dlfs.experiments.moe_vs_dense [--steps N] [--out results/topic-37]
+    python -m dlfs.experiments.moe_vs_dense [--steps N] [--out DIR | --record]
 
 Saves ``moe_vs_dense.json`` and ``moe_vs_dense.png`` (validation curves and expert
 utilisation) in ``--out``.
@@ -21,13 +21,14 @@ utilisation) in ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dlfs.experiments import common
 
 from dlfs.moe.layer import MoELayer
 from dlfs.nn.layers import Layer
@@ -161,12 +162,10 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.moe_vs_dense", description=__doc__.split("\n\n")[0])
+    p = common.parser("moe_vs_dense", __doc__.split("\n\n")[0], "topic-37", data="tinyshakespeare/")
     defaults = Config()
     for name, value in asdict(defaults).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default="results/topic-37")
     args = p.parse_args(argv)
     cfg = Config(**{k: getattr(args, k) for k in asdict(defaults)})
     from threadpoolctl import threadpool_limits
@@ -175,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from dlfs.io import atomic_write_json
 
     data = load_shakespeare(args.data_dir)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_dir(args)
     with threadpool_limits(1):
         runs = [run(cfg, data, "dense", False, 0.0, progress=lambda s: print(s, flush=True)),
                 run(cfg, data, "MoE, balance loss 0.01", True, cfg.balance_coef, lambda s: print(s, flush=True)),

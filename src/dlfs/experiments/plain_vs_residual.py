@@ -9,7 +9,7 @@ same optimiser, the same batches in the same order and the same number of steps.
 training, one batch is back-propagated through each freshly initialised network to measure the
 norm of the gradient that reaches each block.
 
-    python -m dlfs.experiments.plain_vs_residual [--data-dir DIR] [--out results/topic-14]
+    python -m dlfs.experiments.plain_vs_residual [--data-dir DIR] [--out DIR | --record]
 
 Saves ``plain_vs_residual.png`` (training loss of both networks; gradient norm per block at
 initialisation) and ``plain_vs_residual.json`` (the numbers) in ``--out``, and prints the final
@@ -18,7 +18,6 @@ numbers. About a minute and a half on one CPU core with the defaults.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_OUT = Path("results") / "topic-14"
+from dlfs.experiments import common
+
+RESULTS = "topic-14"        # results/topic-14/ (see dlfs.experiments.common)
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def plot(result: dict, path: str | Path) -> Path:
 
 # ----------------------------------------------------------------- run
 
-def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path = DEFAULT_OUT,
+def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path = ".",
         progress: bool = True, log=print) -> dict:
     """Measure, train and evaluate both networks; save the figure and the numbers in
     ``out_dir``. Returns the result dict (also written as JSON)."""
@@ -234,13 +235,9 @@ def run(cfg: Config = Config(), data_dir: str | None = None, out_dir: str | Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.plain_vs_residual",
-                                description="Train a deep plain network and the residual network "
-                                            "of the same depth on MNIST digits; plot both.")
+    p = common.parser("plain_vs_residual", "Train a deep plain network and the residual network of the "
+                                           "same depth on MNIST digits; plot both.", RESULTS, data="mnist/")
     d = Config()
-    p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $DLFS_DATA_DIR, "
-                                                    "then the cache dir)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--blocks-per-stage", type=int, default=d.blocks_per_stage,
                    help=f"n: depth 6n + 2 (default {d.blocks_per_stage})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default {d.steps})")
@@ -257,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     from dlfs.errors import DataError
 
     try:
-        run(cfg, data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress)
+        run(cfg, data_dir=args.data_dir, out_dir=common.output_dir(args), progress=not args.no_progress)
     except DataError as exc:
         message = str(exc)
         if "dlfs data get" not in message:

@@ -30,13 +30,14 @@ Saves ``selective_copying.json`` (configuration, final accuracies, curves, times
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dlfs.experiments import common
 
 from dlfs.experiments.char_lm import one_hot
 from dlfs.nn.layers import Layer, Linear
@@ -158,20 +159,17 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.selective_copying",
-                                description=__doc__.split("\n\n")[0])
+    p = common.parser("selective_copying", __doc__.split("\n\n")[0], "topic-38")
     defaults = Config()
     for name, value in asdict(defaults).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    p.add_argument("--out", default="results/topic-38")
     args = p.parse_args(argv)
     cfg = Config(**{k: getattr(args, k) for k in asdict(defaults)})
     from threadpoolctl import threadpool_limits
 
     from dlfs.io import atomic_write_json
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_dir(args)
     with threadpool_limits(1):
         runs = [train(cfg, sel, progress=lambda s: print(s, flush=True)) for sel in (True, False)]
     result = {"task": "selective copying (Gu & Dao 2023, Table 1), smaller sizes",

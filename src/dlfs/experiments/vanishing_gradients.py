@@ -24,7 +24,6 @@ About half a minute on one CPU core with the defaults.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_OUT = Path("results") / "topic-18"
+from dlfs.experiments import common
+
+RESULTS = "topic-18"        # results/topic-18/ (see dlfs.experiments.common)
 MODELS = ("rnn", "lstm", "lstm_forget_bias_1")
 LABELS = {"rnn": "vanilla RNN (tanh)", "lstm": "LSTM (PyTorch init)", "lstm_forget_bias_1": "LSTM, forget_bias = 1"}
 
@@ -145,7 +146,7 @@ def plot(result: dict, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def run(cfg: Config = Config(), out_dir: str | Path = DEFAULT_OUT, log=print) -> dict:
+def run(cfg: Config = Config(), out_dir: str | Path = ".", log=print) -> dict:
     """Measure, save the JSON and the figure in ``out_dir``; return the result."""
     from dlfs.io import atomic_write_json
 
@@ -166,10 +167,8 @@ def run(cfg: Config = Config(), out_dir: str | Path = DEFAULT_OUT, log=print) ->
 
 def main(argv: list[str] | None = None) -> int:
     d = Config()
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.vanishing_gradients",
-                                description="Measure the gradient reaching the first step of a sequence "
-                                            "in a vanilla RNN and an LSTM at initialisation.")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    p = common.parser("vanishing_gradients", "Measure the gradient reaching the first step of a sequence "
+                                             "in a vanilla RNN and an LSTM at initialisation.", RESULTS)
     p.add_argument("--seeds", type=int, default=d.seeds, help=f"initialisations per point (default {d.seeds})")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"H (default {d.hidden_size})")
     p.add_argument("--lengths", type=int, nargs="+", default=list(d.lengths),
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.hidden_size < 1 or min(args.lengths) < 1:
         p.error("need --seeds >= 1, --hidden-size >= 1 and lengths >= 1")
     run(Config(lengths=tuple(sorted(set(args.lengths))), hidden_size=args.hidden_size, seeds=args.seeds,
-               weight_hh_scale=args.weight_hh_scale), out_dir=args.out)
+               weight_hh_scale=args.weight_hh_scale), out_dir=common.output_dir(args))
     return 0
 
 

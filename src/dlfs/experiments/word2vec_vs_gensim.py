@@ -23,7 +23,6 @@ on their first two principal components) and ``quality.png`` (mean and spread pe
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -34,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_OUT = Path("results") / "topic-22"
+from dlfs.experiments import common
+
+RESULTS = "topic-22"        # results/topic-22/ (see dlfs.experiments.common)
 
 # the settings of each corpus: small corpora need more passes
 SETTINGS = {
@@ -274,7 +275,7 @@ def machine() -> dict:
 
 
 def run(corpora=("lee", "head500"), seeds: dict | None = None, data_dir: str | None = None,
-        out_dir: str | Path = DEFAULT_OUT, workers2: bool = True, log=print) -> dict:
+        out_dir: str | Path = ".", workers2: bool = True, log=print) -> dict:
     """Run the comparison on each corpus; write the JSON and the figures into ``out_dir``."""
     from dlfs.data.word2vec import load_word2vec
 
@@ -308,12 +309,9 @@ def run(corpora=("lee", "head500"), seeds: dict | None = None, data_dir: str | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlfs.experiments.word2vec_vs_gensim",
-                                description="Train our skip-gram and gensim's Word2Vec side by side and "
-                                            "compare quality (WordSim353, SimLex-999, analogies) and speed.")
-    p.add_argument("--data-dir", default=None, help="folder holding word2vec/ (and tinyshakespeare/) "
-                                                    "(default: $DLFS_DATA_DIR, then the cache dir)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    p = common.parser("word2vec_vs_gensim", "Train our skip-gram and gensim's Word2Vec side by side and "
+                                            "compare quality (WordSim353, SimLex-999, analogies) and speed.",
+                      RESULTS, data="word2vec/ (and tinyshakespeare/)")
     p.add_argument("--corpus", nargs="+", choices=list(SETTINGS), default=["lee", "head500"])
     p.add_argument("--seeds", type=int, default=None,
                    help="seeds per corpus (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_SEEDS.items()) + ")")
@@ -326,15 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("error: this comparison needs gensim: pip install -e \".[word2vec]\"", file=sys.stderr)
         return 2
-    from dlfs.errors import DataError
-
     seeds = {c: args.seeds for c in args.corpus} if args.seeds else None
-    try:
-        run(args.corpus, seeds, args.data_dir, args.out, workers2=not args.no_workers2)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return common.report_data_errors(
+        lambda: run(args.corpus, seeds, args.data_dir, common.output_dir(args), workers2=not args.no_workers2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""What every experiment's command line shares: where its data comes from, where its results
+go, and how a missing dataset is reported.
+
+Results go to the learner's workspace (``<workspace>/results/topic-NN/``) by default, so that a
+learner's run never overwrites the project's records; ``--record`` writes the project's
+``results/topic-NN/`` (as ``dlfs milestone N --record`` does), and ``--out DIR`` any folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+
+def parser(module: str, description: str, results: str, *, data: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m dlfs.experiments.<module>`` with ``--out`` and
+    ``--record``, and ``--data-dir`` when the experiment reads a dataset (``data``: the folder
+    it needs, e.g. ``"tinyshakespeare/"``). ``results``: the results folder, e.g. ``"topic-20"``."""
+    p = argparse.ArgumentParser(prog=f"python -m dlfs.experiments.{module}", description=description)
+    if data:
+        p.add_argument("--data-dir", default=None,
+                       help=f"folder holding {data} (default: $DLFS_DATA_DIR, then the cache dir)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default: <workspace>/results/{results}; with --record, the "
+                        f"project's results/{results})")
+    p.add_argument("--record", action="store_true",
+                   help=f"(maintainers) write the project's results/{results} instead of your workspace's")
+    p.set_defaults(results=results)
+    return p
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """The folder this run writes to (created): ``--out``, else the workspace's or, with
+    ``--record``, the project's ``results/<results>``."""
+    from dlfs.course.milestones import output_root
+
+    out = Path(args.out) if args.out is not None else output_root(args.record) / "results" / args.results
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def report_data_errors(run: Callable[[], object]) -> int:
+    """Call ``run``; a DataError (a missing or invalid dataset) becomes one clear message on
+    stderr and its exit code instead of a traceback. Returns the exit code."""
+    from dlfs.errors import DataError
+
+    try:
+        run()
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

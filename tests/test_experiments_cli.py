@@ -1,0 +1,52 @@
+"""The experiments' command lines: a learner's run writes to the workspace, never over the
+project's recorded results, unless --record is given."""
+
+
+import pytest
+
+from dlfs.course import milestones
+from dlfs.experiments import common
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLFS_WORKSPACE", str(tmp_path / "workspace"))
+    monkeypatch.setattr(milestones, "PROJECT_ROOT", tmp_path / "project")
+    return tmp_path
+
+
+def parse(*argv):
+    return common.parser("demo", "a demo", "topic-99", data="demo/").parse_args(list(argv))
+
+
+def test_results_go_to_the_workspace_by_default(roots):
+    out = common.output_dir(parse())
+    assert out == roots / "workspace" / "results" / "topic-99" and out.is_dir(), f"got {out}"
+
+
+def test_record_writes_the_projects_results_and_out_any_folder(roots):
+    assert common.output_dir(parse("--record")) == roots / "project" / "results" / "topic-99"
+    assert common.output_dir(parse("--out", str(roots / "x"))) == roots / "x"
+
+
+def test_a_missing_dataset_is_one_message_and_its_exit_code(capsys):
+    from dlfs.errors import DataError
+
+    def run():
+        raise DataError("Tiny Shakespeare not found in /nowhere", exit_code=4)
+
+    assert common.report_data_errors(run) == 4
+    assert capsys.readouterr().err == "error: Tiny Shakespeare not found in /nowhere\n"
+
+
+@pytest.mark.parametrize("module", ["char_lm", "length_extrapolation", "moe_vs_dense", "plain_vs_residual",
+                                    "selective_copying", "vanishing_gradients", "word2vec_vs_gensim"])
+def test_every_experiment_offers_record_and_defaults_to_the_workspace(module, capsys):
+    import importlib
+
+    exp = importlib.import_module(f"dlfs.experiments.{module}")
+    with pytest.raises(SystemExit) as stop:
+        exp.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "--record" in text and "<workspace>/results/" in text, f"{module}: {text[-400:]}"
