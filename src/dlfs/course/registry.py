@@ -198,7 +198,8 @@ MILESTONES: dict[int, Milestone] = {
                   "dlfs.milestones.mnist_mlp:run"),
     17: Milestone(17, "CNN Expert", "≥ 90% CIFAR-10 test accuracy with a NumPy ResNet",
                   "dlfs.milestones.cifar_resnet:run"),
-    24: Milestone(24, "Sequence Master", "Bahdanau attention seq2seq on a real task"),
+    24: Milestone(24, "Sequence Master", "≥ 99.5% exact match normalising dates never seen in training, "
+                  "Bahdanau attention seq2seq, in ≤ 10 min", "dlfs.milestones.date_attention:run"),
     30: Milestone(30, "Transformer Builder", "Mini-GPT generating coherent Tiny Shakespeare text"),
     34: Milestone(34, "Production Ready", "All advanced topics (31–34) working"),
 }
