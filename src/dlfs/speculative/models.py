@@ -1,0 +1,75 @@
+"""Language models as the speculative loop sees them: a function from a prefix to next-token
+probabilities, able to score several positions in one call.
+
+    next_probs(ids: (L,) ints, count) -> (count, V) float64
+        row j = p(· | ids[:L − count + 1 + j])    (the last row: after the whole of ids)
+
+Each model counts its calls in ``calls`` (a call is one pass of the model, however many
+positions it scores); :class:`GPTModel` also adds up their time in ``seconds``.
+
+- :class:`FunctionModel`: an explicit toy model, ``fn(prefix tuple) -> (V,) probabilities``;
+  one call evaluates ``fn`` on each of the ``count`` prefixes.
+- :class:`GPTModel`: Topic 30's GPT, one forward over the whole sequence per call (full
+  recomputation: no KV cache), the distributions of the last ``count`` positions after
+  temperature / top-k / top-p (:func:`dlfs.transformer.sampling.filtered_probs`). The sequence
+  must fit in the context (``block_size``), so that every scored position sees its whole
+  prefix and both loops see the same distributions.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+
+class FunctionModel:
+    """fn: prefix (tuple of ints) -> (V,) probabilities; vocab_size V."""
+
+    def __init__(self, fn: Callable[[tuple], np.ndarray], vocab_size: int):
+        self.fn = fn
+        self.vocab_size = int(vocab_size)
+        self.calls = 0
+
+    def next_probs(self, ids, count: int = 1) -> np.ndarray:
+        ids = tuple(int(i) for i in ids)
+        L = len(ids)
+        if not 1 <= count <= L + 1:
+            raise ValueError(f"count must be in 1..{L + 1} for a prefix of {L} ids, got {count}")
+        self.calls += 1
+        rows = [np.asarray(self.fn(ids[:L - count + 1 + j]), dtype=np.float64) for j in range(count)]
+        out = np.stack(rows)
+        if out.shape != (count, self.vocab_size):
+            raise ValueError(f"fn must return ({self.vocab_size},) probabilities, got rows of shape {rows[0].shape}")
+        return out
+
+
+class GPTModel:
+    """gpt: a :class:`dlfs.transformer.gpt.GPT` (put in eval mode); sampling filters applied to
+    its logits. One call = one forward over ``ids`` (L ≤ block_size)."""
+
+    def __init__(self, gpt, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None):
+        self.gpt = gpt
+        self.gpt.eval()
+        self.vocab_size = gpt.config.vocab_size
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.calls = 0
+        self.seconds = 0.0            # wall-clock time spent in calls
+
+    def next_probs(self, ids, count: int = 1) -> np.ndarray:
+        from dlfs.transformer.sampling import filtered_probs
+
+        ids = np.asarray(ids, dtype=np.int64)
+        L, block = len(ids), self.gpt.config.block_size
+        if not 1 <= count <= L:
+            raise ValueError(f"count must be in 1..{L} for a GPT given {L} ids, got {count}")
+        if L > block:
+            raise ValueError(f"the sequence ({L} ids) must fit in the context ({block}): every scored "
+                             "position needs its whole prefix")
+        self.calls += 1
+        t = time.perf_counter()
+        logits = self.gpt.forward(ids[None])[0, L - count:]
+        out = filtered_probs(logits, self.temperature, self.top_k, self.top_p)
+        self.seconds += time.perf_counter() - t
+        return out
