@@ -59,6 +59,7 @@ def test_gradients_against_finite_differences(kv_heads):
     check_layer(with_masks(layer, PAD, causal=True), x, h=1e-5)
 
 
+@pytest.mark.dlfs_timeout(30)                  # importing torch takes seconds on a busy machine
 def test_against_torch_scaled_dot_product_attention_with_gqa():
     torch_or_skip()
     layer = GroupedQueryAttention(8, 4, 2, bias=False, rng=0, dtype=np.float64)

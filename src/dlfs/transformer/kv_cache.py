@@ -42,7 +42,9 @@ from dlfs.attention.scaled_dot_product import AttentionCache, attention_forward,
 
 def cache_bytes(n_layer: int, batch: int, max_len: int, n_kv_head: int, d_head: int, itemsize: int) -> int:
     """The bytes of a key/value cache: 2 (k and v) · L · B · T_max · H_kv · d_head · itemsize."""
+    # BEGIN SOLUTION keys and values: two arrays of L · B · T_max · H_kv · d_head numbers
     return 2 * n_layer * batch * max_len * n_kv_head * d_head * itemsize
+    # END SOLUTION
 
 
 class KVCache:
