@@ -7,7 +7,7 @@ import pytest
 
 from dlfs.speculative import decode, rules
 from dlfs.speculative.exact import target_sequence_distribution
-from dlfs.speculative.models import FunctionModel, GPTModel
+from dlfs.speculative.models import CachedGPTModel, FunctionModel, GPTModel
 from dlfs.testing import assert_close
 from dlfs.transformer.gpt import GPT, GPTConfig
 
@@ -72,6 +72,21 @@ def test_greedy_equals_greedy_target_gpt():
         got, stats = decode.speculative_generate(target, draft, [3, 1, 4], 20, k, greedy=True)
         assert got.tolist() == want.tolist(), f"k={k}: {got.tolist()} != {want.tolist()}"
         assert stats.target_calls < 20 or stats.accepted == 0
+
+
+def test_kv_cached_models_decode_as_full_recomputation():
+    """With key/value caches rolled back over rejected drafts, the same tokens come out as with
+    full recomputation (float64, same random numbers), sampled and greedy."""
+    gt = GPT(GPTConfig(vocab_size=11, block_size=32, n_layer=2, n_head=2, n_embd=16), rng=0, dtype=np.float64)
+    gd = GPT(GPTConfig(vocab_size=11, block_size=32, n_layer=1, n_head=1, n_embd=8), rng=1, dtype=np.float64)
+    gd.wte.W.data *= 40                       # a peaked draft, far from the near-uniform target: rejections
+    for k, greedy in ((2, False), (5, False), (3, True)):
+        want, _ = decode.speculative_generate(GPTModel(gt), GPTModel(gd), [3, 1, 4], 24, k, rng=7, greedy=greedy)
+        target, draft = CachedGPTModel(gt), CachedGPTModel(gd)
+        got, stats = decode.speculative_generate(target, draft, [3, 1, 4], 24, k, rng=7, greedy=greedy)
+        assert got.tolist() == want.tolist(), f"k={k}, greedy={greedy}: cached {got.tolist()} != {want.tolist()}"
+        assert greedy or stats.examined > stats.accepted, "the run should contain rejections (to exercise the rollback)"
+        assert target.fed < 3 + 24 + stats.target_calls * (k + 1), "the cached target fed more than the new positions"
 
 
 def test_k0_is_autoregressive_sampling():

@@ -6,23 +6,26 @@ there first, with the library's ``fit``, when the file is missing or unfinished)
 smaller GPT (default 1 layer, width 64, same context), trained here for ``--draft-steps``
 steps (checkpoint ``--draft-checkpoint``).
 
-For each of ``--prompts`` prompts (``--prompt-len`` characters taken at evenly spaced places
-of the validation text) the target extends the prompt to its full context (block_size
-characters) by plain autoregressive decoding and by speculative decoding with each k of
-``--ks``, at temperature 1 (sampling) and greedily. Both models recompute the whole sequence
-at every call (no KV cache), one BLAS thread. Recorded per k: the acceptance rate α (accepted
-drafts / drafts the target judged), tokens per target call (rounds that drafted k tokens)
-against (1 − α^{k+1})/(1 − α), target and draft calls, the wall-clock time of the whole
-generation against the autoregressive baseline's, and for greedy decoding whether the output
-equals greedy target decoding. The methods take turns prompt by prompt, so that the
-machine's load falls on all of them alike. Also the time of one target call and of one draft call on a
-full-context sequence (median of repeats, before the runs), and the time spent inside the
-calls during the runs, from which c = (mean draft call) / (mean target call) and the
+For each of ``--prompts`` prompts (``--prompt-len`` characters taken at evenly spaced places of
+the validation text) the target extends the prompt to its full context (block_size characters)
+by plain autoregressive decoding and by speculative decoding with each k of ``--ks``, at
+temperature 1 (sampling) and greedily. By default both models recompute the whole sequence at
+every call (no KV cache); with ``--kv-cache`` both keep Topic 31's key/value cache
+(:class:`dlfs.speculative.models.CachedGPTModel`: a call feeds only the new positions and rolls
+back rejected drafts), the autoregressive baseline too. One BLAS thread. Recorded per k: the
+acceptance rate α (accepted drafts / drafts the target judged), tokens per target call (rounds
+that drafted k tokens) against (1 − α^{k+1})/(1 − α), target and draft calls, the wall-clock
+time of the whole generation against the autoregressive baseline's, and for greedy decoding
+whether the output equals greedy target decoding. The methods take turns prompt by prompt, so
+that the machine's load falls on all of them alike. Also the time of one target call and of one
+draft call on a full-context sequence (median of repeats, before the runs), and the time spent
+inside the calls during the runs, from which c = (mean draft call) / (mean target call) and the
 speed-up expected from α, tokens per call / (1 + k·c), are computed (:func:`call_time_ratio`).
 
     python -m dlfs.experiments.speculative [--preset quick] [--target-checkpoint PATH] [--record]
 
-Saves ``speculative.json`` and ``speculative.png`` in the output folder.
+Saves ``speculative.json`` and ``speculative.png`` (``speculative-kv.*`` with ``--kv-cache``) in
+the output folder.
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ def plot(result: dict, path: Path) -> None:
                 title="tokens per target call")
     axes[1].axhline(1.0, color="gray", ls=":")
     axes[1].set(xlabel="k (drafts per target call)", ylabel="wall-clock speed-up",
-                title="speed-up over autoregressive decoding (no KV cache)")
+                title="speed-up over autoregressive decoding "
+                      + ("(KV caches)" if result["kv_cache"] else "(no KV cache)"))
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.legend(fontsize=7)
@@ -165,13 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompts", type=int, default=24)
     p.add_argument("--prompt-len", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kv-cache", action="store_true", help="both models keep a key/value cache (Topic 31)")
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     from dlfs.data import load_shakespeare
     from dlfs.io import atomic_write_json
     from dlfs.milestones.mini_gpt import PRESETS
-    from dlfs.speculative.models import GPTModel
+    from dlfs.speculative.models import CachedGPTModel, GPTModel
     from dlfs.transformer.gpt import GPT, GPTConfig
     from dlfs.transformer.training import TrainConfig
 
@@ -192,16 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         target_info = train(gpt_t, ds, preset.train, target_ckpt, args.seed, "target")
         gpt_d = GPT(draft_cfg, rng=np.random.default_rng(args.seed + 1))
         draft_info = train(gpt_d, ds, draft_train, draft_ckpt, args.seed + 1, "draft")
-        target, draft = GPTModel(gpt_t), GPTModel(gpt_d)
+        wrap = CachedGPTModel if args.kv_cache else GPTModel
+        target, draft = wrap(gpt_t), wrap(gpt_d)
         starts = np.linspace(0, len(ds.val) - args.prompt_len - 1, args.prompts).astype(int)
         prompts = [ds.val[s:s + args.prompt_len] for s in starts]
         n_new = block - args.prompt_len
         t_target, t_draft = call_seconds(target, block), call_seconds(draft, block)
-        print(f"one call on {block} ids: target {t_target * 1e3:.2f} ms, draft {t_draft * 1e3:.2f} ms", flush=True)
+        note = " (one new position, the rest cached)" if args.kv_cache else ""
+        print(f"one call on {block} ids{note}: target {t_target * 1e3:.2f} ms, draft {t_draft * 1e3:.2f} ms",
+              flush=True)
         result = {
             "target": target_info, "draft": draft_info, "preset": args.preset,
             "prompts": args.prompts, "prompt_len": args.prompt_len, "new_tokens_per_prompt": n_new,
-            "temperature": 1.0, "kv_cache": False, "blas_threads": 1,
+            "temperature": 1.0, "kv_cache": bool(args.kv_cache), "blas_threads": 1,
             "target_call_s": t_target, "draft_call_s": t_draft,
             "sampling": measure(target, draft, prompts, n_new, ks, args.seed, greedy=False),
             "greedy": measure(target, draft, prompts, n_new, ks, args.seed, greedy=True),
@@ -209,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             "machine": "2 CPU cores shared with other jobs (timings are noisy)",
             "command": "python -m dlfs.experiments.speculative " + " ".join(argv if argv is not None else sys.argv[1:]),
         }
-    atomic_write_json(out / "speculative.json", result)
-    plot(result, out / "speculative.png")
-    print(f"wrote {out / 'speculative.json'} and {out / 'speculative.png'}")
+    name = "speculative-kv" if args.kv_cache else "speculative"
+    atomic_write_json(out / f"{name}.json", result)
+    plot(result, out / f"{name}.png")
+    print(f"wrote {out / name}.json and .png")
     return 0
 
 

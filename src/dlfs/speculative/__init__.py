@@ -7,7 +7,8 @@ as the target's.
 - ``dlfs.speculative.decode``: the generation loops, speculative and plain autoregressive,
   with the counts of target and draft calls and of accepted drafts.
 - ``dlfs.speculative.models``: language models as functions from a prefix to next-token
-  probabilities: explicit toy models and an adapter for Topic 30's GPT.
+  probabilities: explicit toy models and adapters for Topic 30's GPT, with and without
+  Topic 31's key/value cache.
 - ``dlfs.speculative.exact``: the exact output distribution of speculative decoding,
   enumerated over every draft and every acceptance event.
 
@@ -21,6 +22,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                                "greedy_accept"],
     "dlfs.speculative.decode": ["DecodeStats", "speculative_generate", "autoregressive_generate",
                                 "expected_tokens_per_call"],
-    "dlfs.speculative.models": ["FunctionModel", "GPTModel"],
+    "dlfs.speculative.models": ["FunctionModel", "GPTModel", "CachedGPTModel"],
     "dlfs.speculative.exact": ["step_distribution", "sequence_distribution", "target_sequence_distribution"],
 })
