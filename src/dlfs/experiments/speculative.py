@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="draft training checkpoint (default: checkpoints/topic-36/draft-<preset>.npz)")
     p.add_argument("--draft-layers", type=int, default=1)
     p.add_argument("--draft-width", type=int, default=64)
-    p.add_argument("--draft-steps", type=int, default=1000)
+    p.add_argument("--draft-steps", type=int, default=2000)
     p.add_argument("--ks", default="1,2,4,8")
     p.add_argument("--prompts", type=int, default=24)
     p.add_argument("--prompt-len", type=int, default=16)
