@@ -20,6 +20,24 @@ def test_copy_examples_are_the_source_as_targets_then_the_end_token():
     assert np.all(fixed == 4)
 
 
+def test_results_go_to_the_workspace_unless_recorded(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from dlfs.course import milestones
+
+    with pytest.raises(SystemExit):
+        exp.main(["--help"])
+    text = capsys.readouterr().out
+    assert "--record" in text and "<workspace>/results/milestone-24" in text, text[-300:]
+    monkeypatch.setenv("DLFS_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setattr(milestones, "PROJECT_ROOT", tmp_path / "project")
+    args = ["--steps", "2", "--min-len", "3", "--max-len", "3", "--per-length", "2", "--hidden", "4", "--no-progress"]
+    exp.main(args)
+    assert (tmp_path / "ws" / "results" / "milestone-24" / "attention_vs_length.json").exists()
+    exp.main(args + ["--record"])
+    assert (tmp_path / "project" / "results" / "milestone-24" / "attention_vs_length.json").exists()
+
+
 def test_a_tiny_run_writes_the_results_and_the_figure(tmp_path):
     code = exp.main(["--steps", "3", "--min-len", "3", "--max-len", "5", "--per-length", "4", "--hidden", "8",
                      "--out", str(tmp_path), "--no-progress"])
