@@ -148,7 +148,7 @@ def plot(rows: list[dict], path: Path) -> None:
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (key, name) in enumerate([("no_cache", "no cache (whole window each step)"),
-                                     ("cache_keep_block", "cache rebuilt every step (keep = 128)"),
+                                     ("cache_keep_block", "cache, rebuilt every step once full (keep = 128)"),
                                      ("cache", "cache, rebuilt from 64 when full")]):
         ms = [1000 * r[f"{key}_cpu_s"] / r["new_tokens"] for r in rows]
         ax.bar(x + (i - 1) * 0.27, ms, 0.27, label=name)
