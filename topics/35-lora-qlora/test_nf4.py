@@ -3,6 +3,8 @@ the memory of the quantised weights (measured and by formula)."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlfs.lora import nf4
 from dlfs.testing import assert_close
@@ -39,6 +41,19 @@ def test_each_weight_gets_the_nearest_level_times_its_block_absmax():
     nearest = code[np.abs(blocks[..., None] / absmax[..., None] - code).argmin(axis=-1)] * absmax
     assert_close(got.reshape(-1, 64), nearest, rtol=1e-6, atol=1e-9, what="dequantised NF4 vs nearest level · absmax")
     assert_close(t.absmax, absmax[:, 0], rtol=0, atol=0, what="the absmax scale of each block")
+
+
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**31 - 1), scale=st.floats(1e-4, 1e3))
+def test_error_is_at_most_half_the_widest_gap_times_the_block_absmax(n, seed, scale):
+    w = np.random.default_rng(seed).standard_t(3, n) * scale          # heavy tails too
+    got = nf4.dequantize_nf4(nf4.quantize_nf4(w, double_quant=False))
+    code = nf4.nf4_code_book()
+    half_gap = np.diff(code).max() / 2
+    padded = np.concatenate([w, np.zeros(-n % 64)]).reshape(-1, 64)
+    bound = np.repeat(np.abs(padded).max(axis=1), 64)[:n] * half_gap * (1 + 1e-12)
+    worst = (np.abs(got - w) - bound).max()
+    assert worst <= 0, f"an error exceeds half the widest gap times the block absmax by {worst:.3e}"
 
 
 def test_zeros_and_each_blocks_extreme_are_exact():
