@@ -1,0 +1,102 @@
+"""The airbench network: a small, fast CIFAR-10 convolutional network (K. Jordan, "94% on
+CIFAR-10 in 3.29 seconds on a single GPU", 2024, arXiv 2404.00498), built from the
+library's layers. With widths (w1, w2, w3) and 2×2 whitening::
+
+    whiten   conv 2×2 (3 → 24, bias, frozen: patch-whitening filters)   GELU        31×31
+    block1   conv 3×3 (24 → w1)   max-pool 2   BN GELU   conv 3×3 (w1 → w1)   BN GELU   15×15
+    block2   conv 3×3 (w1 → w2)   max-pool 2   BN GELU   conv 3×3 (w2 → w2)   BN GELU    7×7
+    block3   conv 3×3 (w2 → w3)   max-pool 2   BN GELU   conv 3×3 (w3 → w3)   BN GELU    3×3
+    head     max-pool over the whole 3×3 map, flatten, Linear(w3 → classes, no bias), × 1/9
+
+The 3×3 convolutions have padding 1 and no bias; pooling comes before BatchNorm and GELU
+(a quarter of their work). The whitening layer's filters are set from the training images by
+``dlfs.train.whitening.init_whitening`` and are not trained: they are a buffer of the network
+(saved in ``state_dict`` as ``whiten_W``), not among its ``parameters()``; its bias is
+trained. airbench's own network is widths (64, 256, 256).
+
+Shapes: x (N, in_channels, S, S) -> logits (N, num_classes); S = 32 for CIFAR-10 (any S
+whose three halvings after the k×k whitening leave at least one pixel works).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlfs.conv.im2col import Conv2d
+from dlfs.conv.pooling import MaxPool2d
+from dlfs.conv.resnet9 import Scale
+from dlfs.nn.activations import GELU
+from dlfs.nn.batchnorm import BatchNorm2d
+from dlfs.nn.layers import Flatten, Layer, Linear, Sequential
+
+
+def conv_group(c_in: int, c_out: int, rng: np.random.Generator, dtype) -> list[Layer]:
+    """[Conv 3×3, MaxPool2d(2), BN, GELU, Conv 3×3, BN, GELU]: (N, c_in, s, s) -> (N, c_out, s//2, s//2)."""
+    return [Conv2d(c_in, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype), MaxPool2d(2),
+            BatchNorm2d(c_out, dtype=dtype), GELU(),
+            Conv2d(c_out, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype),
+            BatchNorm2d(c_out, dtype=dtype), GELU()]
+
+
+class AirbenchNet(Layer):
+    """The airbench network with ``widths`` (w1, w2, w3) and ``whiten_kernel`` k (see the
+    module docstring). Weights are drawn from ``rng`` layer by layer, in order; the whitening
+    filters start random too until ``init_whitening(model.whiten, x_train)`` sets them.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = 10,
+                 in_channels: int = 3, whiten_kernel: int = 2, rng: np.random.Generator | int | None = None,
+                 dtype=np.float32, image_size: int = 32):
+        if len(widths) != 3:
+            raise ValueError(f"AirbenchNet has three blocks, got widths {tuple(widths)}")
+        k, s = int(whiten_kernel), int(image_size) - int(whiten_kernel) + 1
+        for _ in range(3):
+            s //= 2
+        if s < 1:
+            raise ValueError(f"AirbenchNet: images of size {image_size} are too small for a {k}x{k} "
+                             f"whitening layer and three 2x poolings")
+        rng = np.random.default_rng(rng)
+        self.widths, self.image_size, self.final_size = tuple(int(w) for w in widths), int(image_size), s
+        w1, w2, w3 = self.widths
+        whiten_width = 2 * in_channels * k * k
+        self.whiten = Conv2d(in_channels, whiten_width, k, bias=True, rng=rng, dtype=dtype)
+        self.net = Sequential(
+            GELU(),
+            *conv_group(whiten_width, w1, rng, dtype), *conv_group(w1, w2, rng, dtype),
+            *conv_group(w2, w3, rng, dtype),
+            MaxPool2d(s), Flatten(), Linear(w3, num_classes, bias=False, rng=rng, dtype=dtype),
+            Scale(1 / 9),
+        )
+
+    def extra_repr(self) -> str:
+        return f"widths={self.widths}, parameters={self.num_parameters():,}"
+
+    # the whitening filters are a buffer: saved and loaded, never trained
+    def named_parameters(self, prefix: str = ""):
+        frozen = self.whiten.W
+        return ((name, p) for name, p in super().named_parameters(prefix) if p is not frozen)
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        return {"whiten_W": self.whiten.W.data}
+
+    @property
+    def whiten_W(self) -> np.ndarray:
+        return self.whiten.W.data
+
+    @whiten_W.setter
+    def whiten_W(self, value: np.ndarray) -> None:      # used by load_state_dict
+        self.whiten.W.data[...] = value
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, in_channels, S, S) with S = image_size -> logits (N, num_classes)."""
+        s = self.image_size
+        if x.ndim != 4 or x.shape[-2:] != (s, s):
+            raise ValueError(f"AirbenchNet expects images of shape (N, C, {s}, {s}), got {x.shape}")
+        return self.net.forward(self.whiten.forward(x))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy: (N, num_classes) -> dx: (N, in_channels, S, S); parameter grads accumulate
+        (the frozen whitening filters keep no gradient)."""
+        dx = self.whiten.backward(self.net.backward(dy))
+        self.whiten.W.grad = None
+        return dx
