@@ -68,3 +68,37 @@ def test_benchmark_runner_explains_itself_and_refuses_unknown_suites():
     bad = subprocess.run([sys.executable, "-m", "benchmarks.run", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown suite 'nope'" in bad.stderr, \
         f"expected a usage error naming the suite, got exit {bad.returncode}: {bad.stderr[-300:]}"
+
+
+def test_compare_with_stat_best_reports_the_fastest_of_several_runs(monkeypatch):
+    from benchmarks import harness
+
+    times = iter([50.0, 9.0, 30.0, 7.0, 20.0, 8.0, 40.0, 6.0])     # ours, theirs, ours, theirs, ...
+    monkeypatch.setattr(harness, "_time", lambda fn: next(times))
+    r = compare("peak", lambda: None, lambda: None, repeats=4, warmup=0, stat="best", flops=2e9)
+    assert (r.ours_ms, r.torch_ms) == (20.0, 6.0), f"best of 4: expected ours 20 ms, torch 6 ms, got {r}"
+    assert r.ours_gflops == pytest.approx(100.0), r.ours_gflops
+    times = iter([50.0, 9.0, 30.0, 7.0, 20.0, 8.0])
+    median = compare("typical", lambda: None, lambda: None, repeats=3, warmup=0)
+    assert (median.ours_ms, median.torch_ms) == (30.0, 8.0), f"median of 3: got {median}"
+    with pytest.raises(ValueError, match="stat must be one of"):
+        compare("bad", lambda: None, None, stat="mean")
+
+
+def test_the_matmul_benchmark_takes_the_best_of_several_calls_up_to_4096(monkeypatch):
+    from benchmarks import bench_mlp, harness
+
+    seen = []
+
+    def fake_compare(name, ours, theirs, **kw):
+        seen.append((name, kw))
+        return None
+
+    monkeypatch.setattr(bench_mlp, "compare", fake_compare)
+    monkeypatch.setattr(bench_mlp, "try_torch", lambda: None)
+    for bench in bench_mlp.BENCHMARKS[:3]:
+        bench()
+    sizes = [int(name.split()[1].split("x")[0]) for name, _ in seen]
+    assert sizes == [1024, 2048, 4096], f"matmul sizes: {sizes}"
+    assert all(kw["stat"] == "best" and kw["repeats"] >= 3 for _, kw in seen), seen
+    assert harness.STATS["best"]([3.0, 1.0, 2.0]) == 1.0
