@@ -8,6 +8,9 @@ weights restart from it:
     slow ← slow + alpha · (fast − slow)        fast ← slow
 
 alpha = 1 is the plain optimiser; smaller alpha averages away the noise of the last steps.
+Given ``total_steps`` T, alpha follows airbench's schedule instead of staying constant: at
+step t, ``alpha_t = 1 − (1 − alpha) · (t / T)³``, no averaging early in training (where it
+would only slow progress) and the full ``alpha`` at the end.
 The wrapper behaves like an optimiser (``params``, ``lr``, ``step``, ``zero_grad``,
 ``state_dict``, ``load_state_dict``), so schedules and ``dlfs.train.recipe``'s checkpoints
 work unchanged: the slow weights are saved as one more per-parameter array
@@ -25,16 +28,19 @@ SLOW, STEPS = "lookahead_slow", "lookahead_steps"
 
 
 class Lookahead:
-    """``Lookahead(optimizer, every=5, alpha=0.5)``; slow weights start as copies of the
-    parameters (same shapes and dtypes)."""
+    """``Lookahead(optimizer, every=5, alpha=0.5, total_steps=None)``; slow weights start as
+    copies of the parameters (same shapes and dtypes)."""
 
-    def __init__(self, optimizer, every: int = 5, alpha: float = 0.5):
+    def __init__(self, optimizer, every: int = 5, alpha: float = 0.5, total_steps: int | None = None):
         if int(every) < 1:
             raise ValueError(f"every must be a positive number of steps, got {every}")
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.optimizer = optimizer
+        if total_steps is not None and int(total_steps) < 1:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
         self.every, self.alpha = int(every), float(alpha)
+        self.total_steps = None if total_steps is None else int(total_steps)
         self.steps = 0
         self.slow = [p.data.copy() for p in optimizer.params]
 
@@ -53,13 +59,20 @@ class Lookahead:
     def zero_grad(self, *args, **kwargs) -> None:
         self.optimizer.zero_grad(*args, **kwargs)
 
+    def alpha_at(self, step: int) -> float:
+        """The averaging weight of the exchange after step ``step`` (1-based)."""
+        if self.total_steps is None:
+            return self.alpha
+        return 1.0 - (1.0 - self.alpha) * min(step / self.total_steps, 1.0) ** 3
+
     def step(self) -> None:
         """One step of the wrapped optimiser; every ``every``-th, the slow/fast exchange."""
         self.optimizer.step()
         self.steps += 1
         if self.steps % self.every == 0:
+            alpha = self.alpha_at(self.steps)
             for p, slow in zip(self.params, self.slow):
-                slow += self.alpha * (p.data - slow)
+                slow += alpha * (p.data - slow)
                 p.data[...] = slow
 
     def state_dict(self) -> dict:
