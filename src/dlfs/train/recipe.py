@@ -54,6 +54,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     augment: bool = True
     eval_batch_size: int = 500
+    lookahead_every: int = 0          # > 0: wrap the optimiser in dlfs.train.lookahead.Lookahead
+    lookahead_alpha: float = 0.5
 
 
 @dataclass
@@ -238,6 +240,8 @@ def run_signature(cfg: TrainConfig, seed: int, n_train: int) -> dict:
     every hyper-parameter that shapes the trajectory (all of ``cfg`` but the evaluation
     batch size), the seed and the number of training examples. JSON-compatible."""
     sig = {k: v for k, v in asdict(cfg).items() if k != "eval_batch_size"}
+    if not cfg.lookahead_every:      # runs without lookahead keep the signature they always had
+        del sig["lookahead_every"], sig["lookahead_alpha"]
     return {**sig, "seed": int(seed), "n_train": int(n_train)}
 
 
@@ -267,6 +271,10 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
 
     - optimiser: ``dlfs.optim.optimizers.SGD`` over ``model.parameters()`` with ``cfg.lr``,
       ``cfg.momentum``, ``cfg.nesterov`` and ``cfg.weight_decay``;
+    - with ``cfg.lookahead_every`` > 0, the optimiser wrapped in
+      ``dlfs.train.lookahead.Lookahead(optimizer, cfg.lookahead_every, cfg.lookahead_alpha, T)``
+      (alpha ramps from 1 to ``cfg.lookahead_alpha`` over the T steps; its slow weights go into
+      the checkpoint with the optimiser's state);
     - schedule: ``CosineWithWarmup`` stepped after every batch, with
       ``W = round(cfg.warmup_epochs · steps_per_epoch)`` (at most T − 1) warm-up steps and
       ``T = cfg.epochs · steps_per_epoch`` steps in total;
@@ -302,6 +310,10 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                     weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * steps_per_epoch
+    if cfg.lookahead_every:
+        from dlfs.train.lookahead import Lookahead
+
+        optimizer = Lookahead(optimizer, cfg.lookahead_every, cfg.lookahead_alpha, total_steps)
     warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total_steps - 1)
     scheduler = CosineWithWarmup(optimizer, warmup_steps=warmup, total_steps=total_steps, min_lr=cfg.min_lr)
     history, start = History(), 1
