@@ -14,6 +14,13 @@ Presets (``dlfs milestone 17 --preset NAME``):
   1.6 M parameters, 13 epochs; the reported accuracy uses flip test-time augmentation (the mean
   of the logits of each test image and its mirror), and the record also gives it without;
 - ``resnet9-long``: the same network and recipe for 17 epochs (about 2.5 hours);
+- ``airbench-15min``, ``airbench-45min``, ``airbench-2h``: the airbench network
+  (``dlfs.conv.airbench``, after K. Jordan's airbench, 2024: three conv blocks with max-pooling,
+  BatchNorm and GELU, a frozen patch-whitening first layer set from the training images by
+  ``dlfs.train.whitening``), batches of 512, label smoothing 0.2, lookahead every 5 steps
+  (``dlfs.train.lookahead``) and flip-and-translate test-time augmentation; their targets carry
+  the wall-time limit in their names. Not measured yet: their accuracies and times are
+  targets, not results;
 - ``quick``: an 8-layer ResNet with widths (32, 64, 128) whose stem halves the image, 11 epochs —
   a learner's run of under half an hour;
 - ``--smoke``: ResNet-8 on the first 5,000 training images for 3 epochs, evaluated on the first
@@ -54,13 +61,17 @@ class Preset:
     train_limit: int | None = None
     test_limit: int | None = None
     stem_stride: int = 1
-    arch: str = "resnet"          # "resnet" (Topic 14's ResNet) or "resnet9" (widths[0] is its base width)
+    arch: str = "resnet"          # "resnet" (Topic 14's ResNet), "resnet9" (widths[0] is its base width) or "airbench"
     flip_tta: bool = False        # report the mean of the logits of each test image and its mirror image
+    translate_tta: int = 0        # > 0: flip TTA plus copies shifted by this many pixels (predict_tta)
+    max_seconds: float | None = None   # wall-time limit of the target
 
     @property
     def name(self) -> str:
         if self.arch == "resnet9":
             return f"ResNet-9 base width {self.widths[0]}"
+        if self.arch == "airbench":
+            return f"airbench network widths {tuple(self.widths)}"
         half = ", stem stride 2" if self.stem_stride == 2 else ""
         return f"ResNet-{6 * self.blocks_per_stage + 2} widths {tuple(self.widths)}{half}"
 
@@ -69,6 +80,10 @@ class Preset:
             from dlfs.conv.resnet9 import ResNet9
 
             return ResNet9(self.widths[0], num_classes=10, rng=rng)
+        if self.arch == "airbench":
+            from dlfs.conv.airbench import AirbenchNet
+
+            return AirbenchNet(self.widths, num_classes=10, rng=rng)
         from dlfs.conv.resnet import ResNet
 
         return ResNet(self.blocks_per_stage, self.widths, num_classes=10, rng=rng,
@@ -100,6 +115,28 @@ PRESETS = {
                     1, (32, 64, 128), TrainConfig(epochs=11, warmup_epochs=0.5), target=0.80,
                     stem_stride=2),
 }
+# airbench (Jordan 2024): batch 512 with the learning rate scaled from 0.1 at 128, label
+# smoothing 0.2, lookahead every 5 steps whose weight ramps down to airbench's 1 - 0.95^5,
+# flip-and-translate TTA. Not measured yet.
+_AIRBENCH = dict(batch_size=512, lr=0.4, momentum=0.9, weight_decay=5e-4, label_smoothing=0.2,
+                 lookahead_every=5, lookahead_alpha=round(1 - 0.95 ** 5, 4))
+PRESETS.update({
+    "airbench-15min": Preset("airbench network widths (32, 64, 64), 8 epochs, flip-and-translate "
+                             "TTA: a learner's run (target >= 85% in <= 15 min; not measured yet)",
+                             0, (32, 64, 64), TrainConfig(epochs=8, warmup_epochs=1, **_AIRBENCH),
+                             target=0.85, arch="airbench", flip_tta=True, translate_tta=1,
+                             max_seconds=15 * 60),
+    "airbench-45min": Preset("airbench network widths (32, 128, 128), 12 epochs, flip-and-translate "
+                             "TTA (target >= 90% in <= 45 min; not measured yet)",
+                             0, (32, 128, 128), TrainConfig(epochs=12, warmup_epochs=1, **_AIRBENCH),
+                             target=0.90, arch="airbench", flip_tta=True, translate_tta=1,
+                             max_seconds=45 * 60),
+    "airbench-2h": Preset("airbench's own network, widths (64, 256, 256), 10 epochs, "
+                          "flip-and-translate TTA (target >= 93% in <= 2 h; not measured yet)",
+                          0, (64, 256, 256), TrainConfig(epochs=10, warmup_epochs=1, **_AIRBENCH),
+                          target=0.93, arch="airbench", flip_tta=True, translate_tta=1,
+                          max_seconds=2 * 3600),
+})
 DEFAULT_PRESET = "resnet9-20ep"
 SMOKE = Preset("ResNet-8, 3 epochs on the first 5,000 training images, evaluated on the first "
                "2,000 test images", 1, (16, 32, 64), TrainConfig(epochs=3, warmup_epochs=0.3),
@@ -112,7 +149,8 @@ def spec_for(presets: Mapping[str, Preset]) -> MilestoneSpec:
         milestone=17,
         title="a ResNet on CIFAR-10",
         dataset="cifar10",
-        presets={name: PresetInfo(p.description, Target("test_accuracy", p.target))
+        presets={name: PresetInfo(p.description, Target("test_accuracy", p.target,
+                                                        max_seconds=p.max_seconds))
                  for name, p in presets.items()},
         default_preset=DEFAULT_PRESET,
         full_target=Target("test_accuracy", 0.90),
@@ -139,6 +177,11 @@ def run(opts: RunOptions) -> Measurement:
     x_test, y_test = ds.x_test[:p.test_limit], ds.y_test[:p.test_limit]
 
     model = p.build(np.random.default_rng(opts.seed))
+    if p.arch == "airbench":
+        from dlfs.train.whitening import init_whitening
+
+        # the first 5,000 training images (unaugmented) give the patch covariance, as in airbench
+        init_whitening(model.whiten, x_train[:5000])
     ckpt = opts.checkpoint
     # the record says when a run was resumed: its wall time then covers only the last part,
     # while the history's epoch times cover every epoch
@@ -151,7 +194,15 @@ def run(opts: RunOptions) -> Measurement:
                   meta={"preset": name, "seed": opts.seed})
 
     extra = {}
-    if p.flip_tta:
+    if p.translate_tta:
+        pred = predict_tta(model, x_test, p.train.eval_batch_size, shift=p.translate_tta)
+        test_acc = float(np.mean(pred == y_test))
+        extra = {"evaluation": f"flip-and-translate test-time augmentation: half the mean logits of "
+                               f"each test image and its mirror image, half those of the two copies "
+                               f"shifted by {p.translate_tta} pixel(s) down-right and up-left (reflection padding) "
+                               f"and their mirrors",
+                 "test_accuracy_without_tta": float(history.test_acc[-1])}
+    elif p.flip_tta:
         # the plain accuracy of this final model is the last epoch's evaluation
         pred = predict_flip_tta(model, x_test, p.train.eval_batch_size)
         test_acc = float(np.mean(pred == y_test))
@@ -201,6 +252,37 @@ def predict_flip_tta(model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
+def tta_logits(model, x: np.ndarray, shift: int = 0) -> np.ndarray:
+    """Test-time-augmented logits of one batch (given code), as airbench's evaluation.
+
+    shift = 0: ``m(x) = ½ (f(x) + f(flip x))``, flip TTA. shift = s > 0:
+    ``½ m(x) + ¼ m(x↘) + ¼ m(x↖)``, where x↘ and x↖ are x shifted by s pixels down-right and
+    up-left: x padded by s pixels on each side by reflection, cropped back to H×W at the
+    top-left and at the bottom-right corner. x: (N, C, H, W) -> (N, K); the model should be in
+    eval mode.
+    """
+    def mirrored(v):
+        return 0.5 * (model.forward(v) + model.forward(np.ascontiguousarray(v[..., ::-1])))
+
+    logits = mirrored(x)
+    if shift:
+        h, w = x.shape[-2:]
+        padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
+        down_right = np.ascontiguousarray(padded[..., :h, :w])
+        up_left = np.ascontiguousarray(padded[..., 2 * shift:, 2 * shift:])
+        logits = 0.5 * logits + 0.25 * (mirrored(down_right) + mirrored(up_left))
+    return logits
+
+
+def predict_tta(model, x: np.ndarray, batch_size: int = 500, shift: int = 0) -> np.ndarray:
+    """Class predictions from :func:`tta_logits`, batch by batch. x: (N, C, H, W) -> (N,) int64.
+    The model is put in eval mode."""
+    model.eval()
+    preds = [np.argmax(tta_logits(model, x[lo:lo + batch_size], shift), axis=1)
+             for lo in range(0, len(x), batch_size)]
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
 def _data_note(folder) -> str:
     """The data layer's one-line note on whether ``folder`` holds the canonical CIFAR-10 files."""
     from dlfs.data import describe_copy
@@ -211,7 +293,8 @@ def _data_note(folder) -> str:
 def _recipe(cfg: TrainConfig) -> dict:
     from dataclasses import asdict
 
-    return {**asdict(cfg), "optimizer": "SGD (Nesterov)", "schedule": "linear warm-up + cosine, per batch",
+    opt = "SGD (Nesterov)" + (f", lookahead every {cfg.lookahead_every} steps" if cfg.lookahead_every else "")
+    return {**asdict(cfg), "optimizer": opt, "schedule": "linear warm-up + cosine, per batch",
             "augmentation": "random crop (pad 4) + horizontal flip" if cfg.augment else "none"}
 
 
