@@ -15,7 +15,14 @@ from dlfs.nn.layers import Parameter, Sequential
 from dlfs.optim.optimizers import SGD
 from dlfs.testing import assert_close, check_layer, randomize_batchnorm
 from dlfs.train.lookahead import Lookahead
-from dlfs.train.recipe import TrainConfig, fit, load_checkpoint, run_signature, save_checkpoint, History
+from dlfs.train.recipe import (
+    History,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    run_signature,
+    save_checkpoint,
+)
 from dlfs.train.whitening import image_patches, init_whitening, patch_whitening_filters
 
 
@@ -219,7 +226,7 @@ def test_lookahead_alpha_ramps_as_airbench_when_given_the_total_steps():
 
 def test_lookahead_with_alpha_one_is_the_plain_optimiser_and_forwards_lr():
     rng = np.random.default_rng(1)
-    a, b = Parameter(rng.standard_normal(4)), None
+    a = Parameter(rng.standard_normal(4))
     b = Parameter(a.data.copy())
     plain, wrapped = SGD([a], lr=0.1, momentum=0.9), Lookahead(SGD([b], lr=0.1, momentum=0.9), 2, 1.0)
     wrapped.lr = 0.05
@@ -249,7 +256,7 @@ def test_lookahead_state_goes_through_a_checkpoint_and_continues_identically(tmp
 
     params, opt = make()
     steps(params, opt, grads)
-    model = SimpleNamespace(state_dict=lambda: {}, load_state_dict=lambda s: None)
+    model = SimpleNamespace(state_dict=dict, load_state_dict=lambda s: None)
     params2, opt2 = make()
     steps(params2, opt2, grads[:6])
     path = save_checkpoint(tmp_path / "c.npz", model, opt2, None, 1, History())
@@ -332,7 +339,9 @@ def test_translate_tta_is_the_weighted_mean_of_the_shifted_and_flipped_copies():
     x = rng.standard_normal((5, 2, 4, 5))
     model = LinearModel(rng.standard_normal((40, 3)))
     f = model.forward
-    flip = lambda v: v[..., ::-1]                                      # noqa: E731
+    def flip(v):
+        return v[..., ::-1]
+
     views = [x, shifted_by_hand(x, 1, 1), shifted_by_hand(x, -1, -1)]
     weights = [0.25, 0.125, 0.125]
     expected = sum(w * (f(v) + f(flip(v))) for w, v in zip(weights, views))

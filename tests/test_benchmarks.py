@@ -92,7 +92,6 @@ def test_the_matmul_benchmark_takes_the_best_of_several_calls_up_to_4096(monkeyp
 
     def fake_compare(name, ours, theirs, **kw):
         seen.append((name, kw))
-        return None
 
     monkeypatch.setattr(bench_mlp, "compare", fake_compare)
     monkeypatch.setattr(bench_mlp, "try_torch", lambda: None)

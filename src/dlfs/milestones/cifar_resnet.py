@@ -118,8 +118,8 @@ PRESETS = {
 # airbench (Jordan 2024): batch 512 with the learning rate scaled from 0.1 at 128, label
 # smoothing 0.2, lookahead every 5 steps whose weight ramps down to airbench's 1 - 0.95^5,
 # flip-and-translate TTA. Not measured yet.
-_AIRBENCH = dict(batch_size=512, lr=0.4, momentum=0.9, weight_decay=5e-4, label_smoothing=0.2,
-                 lookahead_every=5, lookahead_alpha=round(1 - 0.95 ** 5, 4))
+_AIRBENCH = {"batch_size": 512, "lr": 0.4, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.2,
+             "lookahead_every": 5, "lookahead_alpha": round(1 - 0.95 ** 5, 4)}
 PRESETS.update({
     "airbench-15min": Preset("airbench network widths (32, 64, 64), 8 epochs, flip-and-translate "
                              "TTA, a learner's run (not measured yet)",
