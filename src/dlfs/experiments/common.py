@@ -15,10 +15,12 @@ from typing import Callable
 
 
 def parser(module: str, description: str, results: str, *, data: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser of ``python -m dlfs.experiments.<module>`` with ``--out`` and
+    """The argument parser of ``python -m dlfs.experiments.<module>`` (or of ``module`` when it
+    is a dotted name, e.g. ``dlfs.quant.experiment``) with ``--out`` and
     ``--record``, and ``--data-dir`` when the experiment reads a dataset (``data``: the folder
     it needs, e.g. ``"tinyshakespeare/"``). ``results``: the results folder, e.g. ``"topic-20"``."""
-    p = argparse.ArgumentParser(prog=f"python -m dlfs.experiments.{module}", description=description)
+    name = module if "." in module else f"dlfs.experiments.{module}"
+    p = argparse.ArgumentParser(prog=f"python -m {name}", description=description)
     if data:
         p.add_argument("--data-dir", default=None,
                        help=f"folder holding {data} (default: $DLFS_DATA_DIR, then the cache dir)")

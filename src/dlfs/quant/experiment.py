@@ -24,7 +24,6 @@ Writes ``results/topic-33/quantization.json`` and ``quantization.png``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from dataclasses import asdict, replace
@@ -32,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dlfs.experiments import common
 from dlfs.io import atomic_write_json
 from dlfs.quant.ptq import ACT_INT8, WEIGHT_INT4_G32, WEIGHT_INT8, calibrate, model_bytes, quantize_weights
 from dlfs.quant.qat import finish_qat, prepare_qat
 from dlfs.quant.quantize import QScheme
 
-RESULTS = Path(__file__).resolve().parents[3] / "results" / "topic-33"
+RESULTS = "topic-33"        # results/topic-33/ (see dlfs.experiments.common)
 WEIGHT_INT4_CHANNEL = QScheme(4, symmetric=True, axis=1)
 
 
@@ -49,15 +49,13 @@ def main(argv: list[str] | None = None) -> dict:
     from dlfs.transformer.gpt import GPT
     from dlfs.transformer.training import evaluate, fit, get_batch
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser("dlfs.quant.experiment", __doc__.split("\n\n")[0], RESULTS, data="tinyshakespeare/")
     parser.add_argument("--preset", default="smoke", choices=sorted(PRESETS) + ["smoke"])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: 1,000 for smoke, "
                         "else the preset's)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint to resume / write")
     parser.add_argument("--qat-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     p = SMOKE if args.preset == "smoke" else PRESETS[args.preset]
@@ -122,9 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
               "parameters": model.num_parameters(), "qat": asdict(qat_cfg), "rows": rows,
               "control_fine_tune_float_loss": control_float,
               "int4_gap_recovered_by_qat": (ptq4 - qat4) / max(ptq4 - control_float, 1e-12)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "quantization.json", record)
-    plot(rows, args.out / "quantization.png")
+    out = common.output_dir(args)
+    atomic_write_json(out / "quantization.json", record)
+    plot(rows, out / "quantization.png")
     log(f"QAT recovered {record['int4_gap_recovered_by_qat']:.0%} of the int4 per-channel gap")
     return record
 
