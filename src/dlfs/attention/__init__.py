@@ -21,4 +21,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ],
     "dlfs.attention.qkv": ["QKVProjection"],
     "dlfs.attention.multi_head": ["split_heads", "merge_heads", "MultiHeadAttention"],
+    "dlfs.attention.flash": ["FlashCache", "flash_attention_forward", "flash_attention_backward"],
 })

@@ -47,4 +47,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ],
     "dlfs.conv.resnet": ["BasicBlock", "ResNet", "resnet20"],
     "dlfs.conv.resnet9": ["ResNet9", "Residual", "Scale"],
+    "dlfs.conv.airbench": ["AirbenchNet"],
 })

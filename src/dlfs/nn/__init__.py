@@ -37,4 +37,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "dlfs.nn.normalization": ["normalize", "normalize_backward", "LayerNorm", "GroupNorm",
                               "InstanceNorm2d", "RMSNorm"],
     "dlfs.nn.perceptron": ["Perceptron", "LogisticUnit"],
+    "dlfs.nn.embedding": ["Embedding"],
 })
