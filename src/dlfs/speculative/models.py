@@ -62,9 +62,8 @@ class GPTModel:
         self.calls = 0
         self.seconds = 0.0            # wall-clock time spent in calls
 
-    def next_probs(self, ids, count: int = 1) -> np.ndarray:
-        from dlfs.transformer.sampling import filtered_probs
-
+    def _checked(self, ids, count: int) -> tuple[np.ndarray, int]:
+        """ids as int64 and their number L, with 1 ≤ count ≤ L ≤ block_size (ValueError otherwise)."""
         ids = np.asarray(ids, dtype=np.int64)
         L, block = len(ids), self.gpt.config.block_size
         if not 1 <= count <= L:
@@ -72,6 +71,12 @@ class GPTModel:
         if L > block:
             raise ValueError(f"the sequence ({L} ids) must fit in the context ({block}): every scored "
                              "position needs its whole prefix")
+        return ids, L
+
+    def next_probs(self, ids, count: int = 1) -> np.ndarray:
+        from dlfs.transformer.sampling import filtered_probs
+
+        ids, L = self._checked(ids, count)
         self.calls += 1
         t = time.perf_counter()
         logits = self.gpt.forward(ids[None])[0, L - count:]
@@ -95,13 +100,7 @@ class CachedGPTModel(GPTModel):
         from dlfs.transformer.kv_cache import gpt_step
         from dlfs.transformer.sampling import filtered_probs
 
-        ids = np.asarray(ids, dtype=np.int64)
-        L, block = len(ids), self.gpt.config.block_size
-        if not 1 <= count <= L:
-            raise ValueError(f"count must be in 1..{L} for a GPT given {L} ids, got {count}")
-        if L > block:
-            raise ValueError(f"the sequence ({L} ids) must fit in the context ({block}): every scored "
-                             "position needs its whole prefix")
+        ids, L = self._checked(ids, count)
         self.calls += 1
         t = time.perf_counter()
         n = min(len(self.cached_ids), L - count)
