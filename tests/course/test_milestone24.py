@@ -112,3 +112,18 @@ def test_the_default_preset_is_the_milestone():
     cfg = m24.PRESETS[DEFAULT].config
     assert cfg.attention and cfg.test_limit is None, "the full run is measured on the whole held-out test set"
     assert m24.SMOKE.config.test_limit is not None and m24.SMOKE.max_seconds is None
+
+
+def test_the_projects_record_is_consistent():
+    """The recorded summary is what the harness computes from the recorded runs, and every run
+    names its plots, which exist."""
+    from dlfs.course.registry import REPO_ROOT
+
+    stored = json.loads((REPO_ROOT / "results" / "milestone-24.json").read_text())
+    for name, summary in stored["summary"].items():
+        mine = [r for r in stored["runs"] if (r.get("preset") or DEFAULT) == name]
+        assert milestones.summarize(mine) == summary, f"summary {name!r} of milestone-24.json"
+    for run in stored["runs"]:
+        assert run["details"]["test_examples"] == 10_000 and not run["smoke"]
+        for artifact in run["artifacts"]:
+            assert (REPO_ROOT / artifact).exists(), artifact

@@ -240,6 +240,7 @@ def train_and_evaluate(cfg: Config, opts: RunOptions) -> dict:
         "parameters": model.num_parameters(),
         "attention": cfg.attention,
         "train_dates": int(split.train.size), "val_dates": int(split.val.size), "test_dates": int(split.test.size),
+        "val_examples": len(val),
         "train_examples_seen": cfg.epochs * cfg.steps_per_epoch * cfg.batch_size,
         "formats": len(dates.FORMATS),
         "test_exact_match_by_format": {f.name: float(correct[test.formats == i].mean())
@@ -293,7 +294,8 @@ def errors(model, test, correct, src, lengths, limit: int = 20) -> list[dict]:
 def write_plots(out_dir: Path, out: dict, seed: int) -> list[str]:
     """learning_curves-seed<seed>.png and, with attention, attention-seed<seed>.png."""
     paths = [learning_curves(out_dir / f"learning_curves-seed{seed}.png", out["history"],
-                             "attention seq2seq" if out["attention"] else "seq2seq without attention")]
+                             "attention seq2seq" if out["attention"] else "seq2seq without attention",
+                             out["val_examples"])]
     if out["_attention"] is not None:
         paths.append(attention_heatmaps(out_dir / f"attention-seed{seed}.png", out["_test"], out["_attention"],
                                         out["_correct"]))
@@ -308,8 +310,9 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def learning_curves(path: Path, history: dict, title: str) -> Path:
-    """Loss (train, validation) and the validation error rate per epoch, both on log scales."""
+def learning_curves(path: Path, history: dict, title: str, n_val: int) -> Path:
+    """Loss (train, validation) and the validation error rate per epoch, both on log scales; an
+    epoch without a single validation error is drawn as a hollow marker at half an error."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,8 +323,14 @@ def learning_curves(path: Path, history: dict, title: str) -> Path:
     ax_loss.semilogy(epochs, history["train_loss"], marker="o", ms=3, label="train (mean over the epoch)")
     ax_loss.semilogy(epochs, history["val_loss"], marker="o", ms=3, label="validation (end of epoch)")
     ax_loss.set_ylabel("cross-entropy per target token")
-    err = np.maximum(1.0 - np.asarray(history["val_exact_match"]), 1e-4)
-    ax_err.semilogy(epochs, err * 100, marker="o", ms=3, color="C1", label="validation dates")
+    err = (1.0 - np.asarray(history["val_exact_match"])) * 100
+    floor = 50.0 / n_val                                  # half an error, in percent
+    none = err < floor
+    ax_err.semilogy(epochs, np.where(none, floor, err), color="C1", label=f"validation dates ({n_val:,})")
+    ax_err.semilogy(epochs[~none], err[~none], "o", ms=4, color="C1")
+    if none.any():
+        ax_err.semilogy(epochs[none], np.full(none.sum(), floor), "o", ms=6, mfc="none", color="C1",
+                        label="no error at all")
     ax_err.axhline((1 - TARGET) * 100, color="gray", ls="--", lw=1, label=f"target ({(1 - TARGET):.1%})")
     ax_err.set_ylabel("exact-match error (%)")
     for ax in (ax_loss, ax_err):
