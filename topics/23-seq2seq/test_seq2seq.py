@@ -100,7 +100,7 @@ def torch_seq2seq(torch, src, lengths, tgt_in, **p):
 def test_every_gradient_of_the_full_model_matches_pytorch(batch):
     src, lengths, tgt = batch(28)
     check_layer(make(29), (src, lengths, decoder_inputs(tgt, BOS)), torch_fn=torch_seq2seq, oracle=torch_or_skip,
-                h=1e-5)
+                h=1e-5, rtol=1e-10, atol=1e-12)
 
 
 def test_one_step_at_a_time_reproduces_the_teacher_forced_logits(batch):

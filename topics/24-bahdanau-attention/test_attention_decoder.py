@@ -70,7 +70,7 @@ def test_every_gradient_matches_finite_differences(batch):
 def test_every_gradient_matches_pytorch(batch, by_hand):
     src, lengths, tgt = batch(13)
     check_layer(make(14), (src, lengths, decoder_inputs(tgt, BOS)), torch_fn=by_hand.torch_model,
-                oracle=torch_or_skip, h=1e-5)
+                oracle=torch_or_skip, h=1e-5, rtol=1e-10, atol=1e-12)
 
 
 def test_one_step_at_a_time_reproduces_the_forward_and_its_attention(batch):
