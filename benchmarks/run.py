@@ -11,13 +11,13 @@ import subprocess
 import sys
 
 from benchmarks import bench_allreduce, bench_conv, bench_flash, bench_lstm, bench_mlp, bench_resnet, bench_word2vec
-from benchmarks import bench_kv_cache
+from benchmarks import bench_gpt, bench_kv_cache
 from benchmarks.harness import machine, save
 
 SUITES = {"mlp": bench_mlp.BENCHMARKS, "conv": bench_conv.BENCHMARKS, "resnet": bench_resnet.BENCHMARKS,
           "lstm": bench_lstm.BENCHMARKS, "word2vec": bench_word2vec.BENCHMARKS,
           "allreduce": bench_allreduce.BENCHMARKS, "flash": bench_flash.BENCHMARKS,
-          "kv_cache": bench_kv_cache.BENCHMARKS}
+          "kv_cache": bench_kv_cache.BENCHMARKS, "gpt": bench_gpt.BENCHMARKS}
 
 
 def parse_args(argv: list[str]):
