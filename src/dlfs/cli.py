@@ -11,7 +11,7 @@ import click
 
 from dlfs.course import progress as progress_mod
 from dlfs.course import timeouts
-from dlfs.course.registry import MILESTONES, all_topics, built_topics, get_topic
+from dlfs.course.registry import built_topics, get_topic
 from dlfs.course.workspace import workspace_dir
 from dlfs.clickutil import ErrorReportingGroup
 from dlfs.errors import DlfsError, UsageError

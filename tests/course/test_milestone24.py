@@ -3,7 +3,6 @@ exact resumption, seeds, the harness."""
 
 import json
 
-import numpy as np
 import pytest
 
 from dlfs.course import milestones

@@ -103,7 +103,6 @@ def test_workspace_under_a_file_is_reported(tmp_path):
 def test_immutable_file_is_reported(tmp_path, monkeypatch):
     """chattr +i cannot be set in every test environment; os.replace fails as it would."""
     import errno
-    import os
 
     from dlfs import io
 

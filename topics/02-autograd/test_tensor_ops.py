@@ -373,7 +373,7 @@ def run_tensor_program(steps, weights, inputs, B):
 
 
 def describe_tensor_program(xs, steps, weights) -> str:
-    lines = [f"inputs: " + ", ".join(f"v{k} {np.shape(x)}" for k, x in enumerate(xs))]
+    lines = ["inputs: " + ", ".join(f"v{k} {np.shape(x)}" for k, x in enumerate(xs))]
     for k, (op, i, j, _) in enumerate(steps, start=len(xs)):
         lines.append(f"v{k} = " + STEPS[op][1].format(a=f"v{i}", b=f"v{j}"))
     lines.append(f"out = sum(v{len(xs) + len(steps) - 1} * W) + sum_k sum(v_k * W_k)")
