@@ -52,19 +52,21 @@ def _model(**kw) -> GPTConfig:
     return GPTConfig(vocab_size=65, activation="gelu_tanh", **kw)
 
 
-# Chosen by measurement (the search is in the Topic 30 lesson, §8): with a budget of about 12
-# minutes of CPU time, 4 layers of width 128 with context 128 reached 1.568 (6.8 M tokens), width
-# 192 reached 1.601 (4.0 M tokens) and 6 layers of width 128 1.652 (4.4 M tokens): on one core, a
-# small model that sees more tokens wins. The full preset trains that model 2.4 times as long.
+# Chosen by measurement (results/milestone-30-search.json, the Topic 30 lesson §8): with 10-12
+# minutes of CPU time each, 4 layers of width 128 with context 128 reached 1.568 (6.8 M tokens),
+# width 192 1.601 (4.0 M tokens) and 6 layers of width 128 1.652 (4.4 M tokens): on one core, the
+# small model that sees more tokens wins. The full preset trains it 2.4 times as long (measured:
+# 1.511 in 24.9 min); quick is nanoGPT's CPU configuration at lr 2e-3 (1.797, median of 3 seeds,
+# 138-157 s).
 PRESETS = {
     "full": Preset("4 layers, width 128, context 128, 8,000 steps of 16 windows (16.4 M tokens; "
-                   "about 30 minutes on an idle core)",
+                   "25 minutes measured)",
                    _model(block_size=128, n_layer=4, n_head=4, n_embd=128),
                    TrainConfig(max_steps=8000, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=200,
                                eval_every=500, checkpoint_every=500),
                    target=1.60, max_seconds=3600),
     "quick": Preset("4 layers, width 128, context 64, 2,000 steps of 12 windows (1.5 M tokens; "
-                    "about 3 minutes on an idle core)",
+                    "2.5 minutes measured)",
                     _model(block_size=64, n_layer=4, n_head=4, n_embd=128),
                     TrainConfig(max_steps=2000, batch_size=12, lr=2e-3, min_lr=2e-4, warmup_steps=100,
                                 eval_every=250, checkpoint_every=250),
