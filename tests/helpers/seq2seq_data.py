@@ -19,3 +19,22 @@ def padded_batch(seed: int = 0, vocab: int = 7, tgt_vocab: int = 6):
     tgt[1, 1], tgt[1, 2:] = 2, 0
     tgt[2, 2], tgt[2, 3] = 2, 0
     return src, lengths, tgt
+
+
+def assert_source_padding_changes_nothing(model, src, lengths, tgt, fill: int, bos: int) -> None:
+    """Run ``model`` forward and backward (masked sequence loss) on ``src`` and on a copy whose
+    padded steps hold the real id ``fill``: logits and every parameter gradient must be equal."""
+    from dlfs.seq2seq.encoder_decoder import decoder_inputs, sequence_loss
+    from dlfs.testing import assert_close
+
+    other = src.copy()
+    other[np.arange(src.shape[1])[None, :] >= lengths[:, None]] = fill     # padding holds real ids now
+    runs = []
+    for s in (src, other):
+        model.zero_grad()
+        logits = model.forward(s, lengths, decoder_inputs(tgt, bos))
+        model.backward(sequence_loss(logits, tgt, 0)[1])
+        runs.append((logits, {n: p.grad.copy() for n, p in model.named_parameters()}))
+    assert_close(runs[1][0], runs[0][0], rtol=0, atol=0, what="logits with other ids at padded source steps")
+    for name, g in runs[0][1].items():
+        assert_close(runs[1][1][name], g, rtol=0, atol=0, what=f"{name}.grad with other padding")

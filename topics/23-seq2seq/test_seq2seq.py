@@ -9,6 +9,7 @@ from dlfs.rnn.gru import GRU
 from dlfs.seq2seq.beam import decode
 from dlfs.seq2seq.encoder_decoder import Seq2Seq, decoder_inputs, sequence_loss
 from dlfs.testing import assert_close, check_layer
+from seq2seq_data import assert_source_padding_changes_nothing
 from torch_oracle import torch_or_skip
 
 BOS = 1
@@ -38,18 +39,7 @@ def test_the_decoder_starts_from_the_encoders_state_after_each_sources_last_real
 
 def test_source_padding_changes_nothing(batch):
     src, lengths, tgt = batch(2)
-    model = make(3)
-    other = src.copy()
-    other[np.arange(src.shape[1])[None, :] >= lengths[:, None]] = 5        # padding holds real ids now
-    runs = []
-    for s in (src, other):
-        model.zero_grad()
-        logits = model.forward(s, lengths, decoder_inputs(tgt, BOS))
-        model.backward(sequence_loss(logits, tgt, 0)[1])
-        runs.append((logits, {n: p.grad.copy() for n, p in model.named_parameters()}))
-    assert_close(runs[1][0], runs[0][0], rtol=0, atol=0, what="logits with other ids at padded source steps")
-    for name, g in runs[0][1].items():
-        assert_close(runs[1][1][name], g, rtol=0, atol=0, what=f"{name}.grad with other padding")
+    assert_source_padding_changes_nothing(make(3), src, lengths, tgt, fill=5, bos=BOS)
 
 
 def test_padded_target_positions_contribute_no_gradient_through_the_model(batch):

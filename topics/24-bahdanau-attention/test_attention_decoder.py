@@ -10,6 +10,7 @@ from dlfs.seq2seq.bahdanau import AttentionSeq2Seq
 from dlfs.seq2seq.beam import decode
 from dlfs.seq2seq.encoder_decoder import decoder_inputs, sequence_loss
 from dlfs.testing import assert_close, check_layer
+from seq2seq_data import assert_source_padding_changes_nothing
 from torch_oracle import torch_or_skip
 
 BOS = 1
@@ -43,18 +44,7 @@ def test_attention_weights_are_distributions_over_each_sources_real_characters(b
 
 def test_source_padding_changes_nothing(batch):
     src, lengths, tgt = batch(4)
-    model = make(5)
-    other = src.copy()
-    other[np.arange(src.shape[1])[None, :] >= lengths[:, None]] = 6
-    runs = []
-    for s in (src, other):
-        model.zero_grad()
-        logits = model.forward(s, lengths, decoder_inputs(tgt, BOS))
-        model.backward(sequence_loss(logits, tgt, 0)[1])
-        runs.append((logits, {n: p.grad.copy() for n, p in model.named_parameters()}))
-    assert_close(runs[1][0], runs[0][0], rtol=0, atol=0, what="logits with other ids at padded source steps")
-    for name, g in runs[0][1].items():
-        assert_close(runs[1][1][name], g, rtol=0, atol=0, what=f"{name}.grad with other padding")
+    assert_source_padding_changes_nothing(make(5), src, lengths, tgt, fill=6, bos=BOS)
 
 
 # Central differences of this many-layer model are accurate to about 1e-10 (absolute); the

@@ -8,25 +8,11 @@ import numpy as np
 import pytest
 
 from dlfs.distributed import data_parallel as dp
-from dlfs.distributed.comm import LocalCommunicator, ProcessGroup
+from dlfs.distributed.comm import LocalCommunicator
 from dlfs.distributed.train import TrainConfig, build_model, global_batch, train_rank, train_single
 from dlfs.nn.layers import Parameter
 from dlfs.nn.losses import cross_entropy
 from dlfs.testing import assert_close
-
-
-@pytest.fixture(scope="module")
-def groups():
-    made = {}
-
-    def get(n):
-        if n not in made:
-            made[n] = ProcessGroup(n, timeout=5)
-        return made[n]
-
-    yield get
-    for g in made.values():
-        g.close()
 
 
 def max_param_diff(a, b):

@@ -6,23 +6,8 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from dlfs.distributed.comm import ProcessGroup
 from dlfs.distributed.train import TrainConfig, build_model, train_rank, train_single
 from dlfs.distributed.zero import ZeroAdamW
-
-
-@pytest.fixture(scope="module")
-def groups():
-    made = {}
-
-    def get(n):
-        if n not in made:
-            made[n] = ProcessGroup(n, timeout=5)
-        return made[n]
-
-    yield get
-    for g in made.values():
-        g.close()
 
 
 class FakeRank:
