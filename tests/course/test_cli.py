@@ -105,7 +105,7 @@ def test_corrupt_progress_is_backed_up_and_the_course_continues(dlfs):
     assert len(backups) == 1 and backups[0].read_text() == "{broken"
 
 
-def test_mark_unmark_skip_move_the_next_topic(dlfs):
+def test_mark_unmark_skip_move_the_next_topic(dlfs, coming_topic):
     assert dlfs("mark", "1", "2").exit_code == 0
     assert json.loads(dlfs("status", "--json").output)["next_topic"] == 3
     dlfs("unmark", "2")
