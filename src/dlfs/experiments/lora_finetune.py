@@ -17,17 +17,20 @@ cosine to a tenth of the peak, gradient clipping at 1:
 * LoRA, r ∈ ``--ranks``, α = ``--alpha``: ``apply_lora`` on the four projections of every
   block (QKV, attention output, both MLP layers), only A and B trained, no weight decay, peak
   ``--lora-lr``; embeddings, LayerNorms and biases frozen;
-* QLoRA, r = ``--qlora-rank``: the same with the frozen projection weights in NF4 with double
-  quantisation, dequantised on the fly.
+* LoRA on the attention only, r ∈ ``--attention-ranks``: adapters on the QKV and attention
+  output projections alone (the LoRA paper adapts only attention weights), fewer parameters;
+* QLoRA, r = ``--qlora-rank``: the same as LoRA with the frozen projection weights in NF4 with
+  double quantisation, dequantised on the fly.
 
 Recorded per variant: trainable parameters (and their share of the model's), bytes of the frozen
 projection weights as stored (and by the formula), the validation loss on the held-out part
-before and after (mean next-character cross-entropy over all of it, ``evaluate``), the time.
-The base model comes from ``--checkpoint`` (a ``dlfs milestone 30`` training checkpoint; the
-preset is read from it); without one, the ``--preset`` model is trained on Tiny Shakespeare
-first (the quick preset: about 5 minutes) and saved to ``--train-checkpoint``.
+before and after (mean next-character cross-entropy over all of it, ``evaluate``), the time;
+and for the run the command, the commit, the machine, its load average at the start and the end,
+and the wall time. The base model comes from ``--checkpoint`` (a ``dlfs milestone 30`` training
+checkpoint; the preset is read from it); without one, the ``--preset`` model is trained on Tiny
+Shakespeare first (the quick preset: about 5 minutes) and saved to ``--train-checkpoint``.
 
-    python -m dlfs.experiments.lora_finetune --checkpoint runs/m30.npz [--steps 300] [--out DIR | --record]
+    python -m dlfs.experiments.lora_finetune --checkpoint checkpoints/milestone-30-full-seed0.npz [--steps 300] [--out DIR | --record]
 
 Saves ``lora_finetune.json`` and ``lora_finetune.png``.
 """
@@ -35,6 +38,7 @@ Saves ``lora_finetune.json`` and ``lora_finetune.png``.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +48,8 @@ import numpy as np
 from dlfs.experiments import common
 
 DEFAULT_TRAIN_CHECKPOINT = Path("checkpoints") / "m30-quick.npz"
+RULE = "'\"' becomes \"'\"; every other character outside the model's vocabulary is dropped"
+ATTENTION = ("self_attn.qkv", "self_attn.out_proj")
 
 
 def to_vocab(text: str, chars) -> tuple[str, dict]:
@@ -110,10 +116,12 @@ def finetune(model, train, T: int, batch_size: int, steps: int, params_or_groups
 def main(argv: list[str] | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
+    from dlfs.course.milestones import git_commit, machine_info
     from dlfs.data import load_word2vec
     from dlfs.data.text import load_shakespeare, read_text, split_ids
     from dlfs.io import atomic_write_json
     from dlfs.lora.adapter import (
+        TARGETS,
         apply_lora,
         frozen_weight_bytes,
         lora_layers,
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=12)
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 4, 8, 16])
+    p.add_argument("--attention-ranks", type=int, nargs="*", default=[4],
+                   help="ranks of LoRA on the attention projections only (QKV and output)")
     p.add_argument("--alpha", type=float, default=8.0)
     p.add_argument("--qlora-rank", type=int, default=8)
     p.add_argument("--full-lr", type=float, default=3e-4)
@@ -145,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     log = lambda s: print(s, flush=True)
     keep_freed_memory()
     out = common.output_dir(args)
+    commit, load_start = git_commit(), os.getloadavg()
 
     with threadpool_limits(blas_threads(), user_api="blas"):
         t_start = time.perf_counter()
@@ -164,9 +175,11 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"base model on the held-out news: {base_loss:.4f} nats/char")
 
         rows = []
-        variants = [("full fine-tuning", None, False)] + [(f"LoRA r={r}", r, False) for r in args.ranks] \
-            + [(f"QLoRA r={args.qlora_rank} (NF4 + double quant.)", args.qlora_rank, True)]
-        for name, r, quant in variants:
+        variants = [("full fine-tuning", None, False, TARGETS)] \
+            + [(f"LoRA r={r}", r, False, TARGETS) for r in args.ranks] \
+            + [(f"LoRA r={r} (attention only)", r, False, ATTENTION) for r in args.attention_ranks] \
+            + [(f"QLoRA r={args.qlora_rank} (NF4 + double quant.)", args.qlora_rank, True, TARGETS)]
+        for name, r, quant, targets in variants:
             t0 = time.perf_counter()
             m = copy.deepcopy(base)
             if r is None:
@@ -174,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
                 opt, lr, trainable = adamw_groups(m, cfg), args.full_lr, n_total
                 frozen, formula = 0, 0.0
             else:
-                apply_lora(m, r, args.alpha, rng=args.seed, quantize=quant)
+                apply_lora(m, r, args.alpha, rng=args.seed, quantize=quant, targets=targets)
                 params = lora_parameters(m)
                 opt, lr = AdamW(params, lr=args.lora_lr, betas=(0.9, 0.99), weight_decay=0.0), args.lora_lr
                 trainable = sum(q.size for q in params)
@@ -184,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
             before = float(evaluate(m, val, T))
             losses = finetune(m, train, T, args.batch_size, args.steps, opt, lr, args.seed, log, name)
             after = float(evaluate(m, val, T))
-            rows.append({"variant": name, "rank": r, "nf4": quant, "trainable_params": int(trainable),
+            rows.append({"variant": name, "rank": r, "nf4": quant,
+                         "adapted": None if r is None else list(targets), "trainable_params": int(trainable),
                          "trainable_fraction": trainable / n_total, "frozen_projection_bytes": int(frozen),
                          "frozen_projection_bytes_formula": formula, "val_loss_before": before,
                          "val_loss_after": after, "train_loss_last50": float(np.mean(losses[-50:])),
@@ -196,8 +210,14 @@ def main(argv: list[str] | None = None) -> dict:
     gain = full["val_loss_before"] - full["val_loss_after"]
     for row in rows[1:]:
         row["share_of_full_improvement"] = (row["val_loss_before"] - row["val_loss_after"]) / gain if gain else None
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "base": origin, "preset": preset,
-              "model": base.config.as_dict(), "parameters": int(n_total), "text": counts,
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "command": "python -m dlfs.experiments.lora_finetune "
+                         + " ".join(argv if argv is not None else sys.argv[1:]),
+              "commit": commit, "machine": {**machine_info(), "blas_threads": blas_threads()},
+              "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
+                                         "end": [round(x, 2) for x in os.getloadavg()]},
+              "base": origin, "preset": preset,
+              "model": base.config.as_dict(), "parameters": int(n_total), "text": {"rule": RULE, **counts},
               "train_chars": int(train.size), "heldout_chars": int(val.size), "base_val_loss": base_loss,
               "steps": args.steps, "batch_size": args.batch_size, "block_size": T, "alpha": args.alpha,
               "full_lr": args.full_lr, "lora_lr": args.lora_lr, "seed": args.seed,
@@ -216,7 +236,9 @@ def plot(record: dict, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     names = [r["variant"] for r in rows]
     y = np.arange(len(rows))
-    ax1.barh(y, [r["val_loss_after"] for r in rows], color=["C0"] + ["C1"] * (len(rows) - 2) + ["C2"])
+    ax1.barh(y, [r["val_loss_after"] for r in rows],
+             color=["C0" if r["rank"] is None else "C2" if r["nf4"] else "C3" if "attention" in r["variant"]
+                    else "C1" for r in rows])
     ax1.axvline(record["base_val_loss"], color="k", ls="--", lw=1, label="before fine-tuning")
     ax1.set_yticks(y, names, fontsize=8)
     ax1.invert_yaxis()
@@ -229,7 +251,7 @@ def plot(record: dict, path: Path) -> None:
     ax1.set_title(f"{record['steps']} steps on the Lee news corpus")
     ax2.scatter([100 * r["trainable_fraction"] for r in rows], [r["val_loss_after"] for r in rows])
     for r in rows:
-        ax2.annotate(r["variant"].split(" (")[0], (100 * r["trainable_fraction"], r["val_loss_after"]), fontsize=7)
+        ax2.annotate(r["variant"].replace(" (NF4 + double quant.)", "").replace("attention only", "attn"), (100 * r["trainable_fraction"], r["val_loss_after"]), fontsize=7)
     ax2.set_xscale("log")
     ax2.set_xlabel("trainable parameters (% of the model)")
     ax2.set_ylabel("held-out loss after")
