@@ -208,7 +208,8 @@ MILESTONES: dict[int, Milestone] = {
                   "Bahdanau attention seq2seq, in ≤ 10 min", "dlfs.milestones.date_attention:run"),
     30: Milestone(30, "Transformer Builder", "Mini-GPT on Tiny Shakespeare: validation loss ≤ 1.60 nats/char "
                   "in ≤ 60 min, coherent text", "dlfs.milestones.mini_gpt:run"),
-    34: Milestone(34, "Production Ready", "All advanced topics (31–34) working"),
+    34: Milestone(34, "Production Ready", "All advanced topics (31–34) working",
+                  "dlfs.milestones.gpt_systems:run"),
 }
 
 TOPICS: dict[int, Topic] = {}
