@@ -143,11 +143,13 @@ def test_parameter_gradients_match_finite_differences(train):
     assert len(errors) == len(model.parameters()), f"every parameter is checked: {sorted(errors)}"
 
 
+@pytest.mark.parametrize("gelu", ["tanh", "none"])
 @pytest.mark.parametrize("train", [True, False])
-def test_a_conv_group_matches_finite_differences(train):
-    group = Sequential(*conv_group(3, 4, np.random.default_rng(0), np.float64))
+def test_a_conv_group_matches_finite_differences(train, gelu):
+    group = Sequential(*conv_group(3, 4, np.random.default_rng(0), np.float64, gelu))
     randomize_batchnorm(group, seed=1)
-    check_layer(group, np.random.default_rng(2).standard_normal((6, 3, 6, 6)), train=train, seed=3)
+    # step 1e-5: at 1e-6 the rounding of the batch statistics alone reaches a relative 2e-6
+    check_layer(group, np.random.default_rng(2).standard_normal((6, 3, 6, 6)), train=train, seed=3, h=1e-5)
 
 
 def test_the_network_matches_the_same_network_in_pytorch():
@@ -161,9 +163,10 @@ def test_the_network_matches_the_same_network_in_pytorch():
 
     def group(c_in, c_out):
         return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out),
-                nn.GELU(), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
+                nn.GELU(approximate="tanh"), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                nn.GELU(approximate="tanh")]
 
-    net = nn.Sequential(nn.Conv2d(3, 24, 2), nn.GELU(), *group(24, 3), *group(3, 4), *group(4, 5),
+    net = nn.Sequential(nn.Conv2d(3, 24, 2), nn.GELU(approximate="tanh"), *group(24, 3), *group(3, 4), *group(4, 5),
                         nn.MaxPool2d(1), nn.Flatten(), nn.Linear(5, 4, bias=False)).double()
     ours = [model.whiten] + [layer for layer in model.net.layers]
     with torch.no_grad():

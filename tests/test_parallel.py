@@ -44,3 +44,19 @@ def test_num_threads_from_the_environment(monkeypatch):
     monkeypatch.setenv("DLFS_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="DLFS_NUM_THREADS"):
         parallel.num_workers()
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_in_chunks_on_threads_equals_one_call_bit_for_bit(monkeypatch, threads):
+    from dlfs.nn.activations import ELEMENTWISE_CHUNK, gelu, gelu_backward, in_chunks
+
+    monkeypatch.setenv("DLFS_NUM_THREADS", threads)
+    rng = np.random.default_rng(0)
+    for n in (ELEMENTWISE_CHUNK + 1, 5 * ELEMENTWISE_CHUNK + 17):
+        x = rng.standard_normal((n,)).astype(np.float32).reshape(-1, 1)
+        dy = rng.standard_normal(x.shape).astype(np.float32)
+        got = in_chunks(lambda a: gelu(a, "tanh"), x)
+        assert got.shape == x.shape and got.dtype == np.float32, f"expected {x.shape} float32, got {got.shape} {got.dtype}"
+        assert np.array_equal(got, gelu(x, "tanh")), f"n={n}: blockwise GELU differs from one call"
+        assert np.array_equal(in_chunks(gelu_backward, dy, x), gelu_backward(dy, x)), \
+            f"n={n}: blockwise GELU backward differs from one call"

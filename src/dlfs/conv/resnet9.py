@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlfs.conv.im2col import Conv2d
-from dlfs.conv.pooling import MaxPool2d
+from dlfs.conv.fast import FastConv2d as Conv2d
+from dlfs.conv.fast import FastMaxPool2d as MaxPool2d
 from dlfs.nn.activations import ReLU
 from dlfs.nn.layers import Flatten, Layer, Linear, Sequential
 from dlfs.nn.batchnorm import BatchNorm2d

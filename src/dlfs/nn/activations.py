@@ -28,6 +28,7 @@ import numpy as np
 
 from dlfs.nn.layers import Layer
 from dlfs.numerics import log_softmax, softmax
+from dlfs.parallel import map_chunks, num_workers
 from dlfs.special import erfc
 
 __all__ = [
@@ -320,19 +321,28 @@ def in_chunks(fn, *arrays: np.ndarray) -> np.ndarray:
     GELU's forward and backward make several passes over their input; on a whole (B, T, 4D)
     activation each pass streams megabytes through memory, on a block of 256 KiB every pass
     after the first runs in the CPU cache. Measured on (16, 128, 512) float32: tanh GELU
-    backward 5.5 ms whole, 2.8 ms in blocks; forward 2.2 ms and 1.4 ms. The result is
-    identical (each element is computed by the same operations).
+    backward 5.5 ms whole, 2.8 ms in blocks; forward 2.2 ms and 1.4 ms. The blocks are
+    independent, so after the first (which gives the result's dtype) they run on all cores
+    (``dlfs.parallel.map_chunks``). The result is identical (each element is computed by the
+    same operations).
     """
     n = arrays[0].size
     if n <= ELEMENTWISE_CHUNK:
         return fn(*arrays)
     flat = [a.reshape(-1) for a in arrays]
-    out = None
-    for lo in range(0, n, ELEMENTWISE_CHUNK):
-        block = fn(*(a[lo:lo + ELEMENTWISE_CHUNK] for a in flat))
-        if out is None:
-            out = np.empty(n, dtype=block.dtype)
-        out[lo:lo + ELEMENTWISE_CHUNK] = block
+    first = fn(*(a[:ELEMENTWISE_CHUNK] for a in flat))
+    out = np.empty(n, dtype=first.dtype)
+    out[:ELEMENTWISE_CHUNK] = first
+
+    def block(lo, hi):                     # elements [lo, hi), a few blocks per call
+        for b in range(lo, hi, ELEMENTWISE_CHUNK):
+            e = min(b + ELEMENTWISE_CHUNK, hi)
+            out[b:e] = fn(*(a[b:e] for a in flat))
+
+    rest = n - ELEMENTWISE_CHUNK
+    per_worker = -(-rest // num_workers())
+    step = max(ELEMENTWISE_CHUNK, -(-per_worker // ELEMENTWISE_CHUNK) * ELEMENTWISE_CHUNK)
+    map_chunks(lambda lo, hi: block(ELEMENTWISE_CHUNK + lo, ELEMENTWISE_CHUNK + hi), rest, step)
     return out.reshape(arrays[0].shape)
 
 
