@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from dlfs.cli import main
 from dlfs.course import milestones
 from dlfs.course.milestones import DEFAULT, RunOptions
+from dlfs.milestones import gpt_data_parallel as dp
 from dlfs.milestones import gpt_systems as m34
 from dlfs.milestones import mini_gpt
 
@@ -85,8 +86,8 @@ def test_without_mpiexec_the_mpi_row_says_so(monkeypatch):
     fake = types.ModuleType("mpi4py")
     fake.__spec__ = importlib.machinery.ModuleSpec("mpi4py", None)
     monkeypatch.setitem(sys.modules, "mpi4py", fake)          # found, but no mpiexec on PATH
-    monkeypatch.setattr(m34.shutil, "which", lambda name: None)
-    reason = m34.mpi_unavailable()
+    monkeypatch.setattr(dp.shutil, "which", lambda name: None)
+    reason = dp.mpi_unavailable()
     assert reason.startswith("no mpiexec on PATH") and 'pip install -e ".[dist]"' in reason, reason
 
 
@@ -114,7 +115,7 @@ def test_inexact_cached_logits_fail_the_kv_cache_row(text, no_mpi, monkeypatch):
     assert "FAILED: KV cache" in out
 
 
-@pytest.mark.skipif(m34.mpi_unavailable() != "", reason=m34.mpi_unavailable() or "MPI present")
+@pytest.mark.skipif(dp.mpi_unavailable() != "", reason=dp.mpi_unavailable() or "MPI present")
 def test_mpi_ranks_train_the_gpt_as_one_process(text):
     from dlfs.transformer.gpt import GPT
 

@@ -43,12 +43,9 @@ the run names every failing row.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -58,18 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dlfs.course.milestones import (
-    DEFAULT,
-    Measurement,
-    MilestoneSpec,
-    PresetInfo,
-    RunOptions,
-    Target,
-)
+from dlfs.course.milestones import DEFAULT, Measurement, MilestoneSpec, PresetInfo, RunOptions, Target
 
 M30_FULL, M30_QUICK = "full", "quick"
 PROMPT = "ROMEO:\n"
-INSTALL_MPI = 'pip install -e ".[dist]"   (mpi4py and the mpich wheel, which provides mpiexec)'
 
 
 @dataclass(frozen=True)
@@ -291,7 +280,7 @@ def kv_cache_row(model, ds, cfg: Config, seed: int) -> Row:
                 for dt in (np.float64, np.float32)}
     errors = {k: e for k, (e, _) in measured.items()}
     # Topic 31's tolerances hold for logits of order 1; rounding grows with the logits' size
-    scale = max(1.0, max(top for _, top in measured.values()))
+    scale = max(1.0, *(top for _, top in measured.values()))
     tol = {"float64": 1e-12 * scale, "float32": 1e-5 * scale}
     prompt = ds.encode(PROMPT)
     n = cfg.kv_new_tokens
@@ -331,18 +320,14 @@ def attention_pair(q, k, v, dout, block: int) -> dict[str, tuple[np.ndarray, np.
     """Causal attention forward + backward by Topic 25 and by the tiled kernel:
     {name: (naive, tiled)} for out, dq, dk, dv."""
     from dlfs.attention.flash import flash_attention_backward, flash_attention_forward
-    from dlfs.attention.scaled_dot_product import (
-        attention_backward,
-        attention_forward,
-        attention_mask,
-    )
+    from dlfs.attention.scaled_dot_product import attention_backward, attention_forward, attention_mask
 
     T = q.shape[-2]
     out1, c1 = attention_forward(q, k, v, attention_mask(T, T, causal=True))
     grads1 = attention_backward(dout, c1)
     out2, c2 = flash_attention_forward(q, k, v, causal=True, block_q=block, block_k=block)
     grads2 = flash_attention_backward(dout, c2)
-    return {"out": (out1, out2), **{n: (a, b) for n, a, b in zip(("dq", "dk", "dv"), grads1, grads2)}}
+    return {"out": (out1, out2), **{n: (a, b) for n, a, b in zip(("dq", "dk", "dv"), grads1, grads2, strict=True)}}
 
 
 def peak_bytes(fn: Callable[[], object]) -> tuple[int, float]:
@@ -363,11 +348,7 @@ def attention_memory(T: int, d: int, block: int) -> dict:
     """Peak memory of one causal forward + backward at length T (one head of width d, float32),
     Topic 25's attention against the tiled one; the inputs and the upstream gradient excluded."""
     from dlfs.attention.flash import flash_attention_backward, flash_attention_forward
-    from dlfs.attention.scaled_dot_product import (
-        attention_backward,
-        attention_forward,
-        attention_mask,
-    )
+    from dlfs.attention.scaled_dot_product import attention_backward, attention_forward, attention_mask
 
     rng = np.random.default_rng(T)
     q, k, v, dout = (rng.standard_normal((1, 1, T, d), dtype=np.float32) for _ in range(4))
@@ -408,12 +389,7 @@ def flash_row(model, ds, cfg: Config, seed: int, log: Callable[[str], None] = pr
 # -- 3. quantisation -----------------------------------------------------------------------------
 
 def quant_row(model, ds, cfg: Config) -> Row:
-    from dlfs.quant.ptq import (
-        WEIGHT_INT4_G32,
-        WEIGHT_INT8,
-        model_bytes,
-        quantize_weights,
-    )
+    from dlfs.quant.ptq import WEIGHT_INT4_G32, WEIGHT_INT8, model_bytes, quantize_weights
     from dlfs.transformer.training import evaluate
 
     T = model.config.block_size
@@ -437,173 +413,13 @@ def quant_row(model, ds, cfg: Config) -> Row:
 
 # -- 4. data-parallel training -------------------------------------------------------------------
 
-def dp_job(model, ds, cfg: Config, seed: int) -> dict:
-    """What every run of the distributed row trains: the model's weights (trained in float64),
-    its config, and ``dist_steps`` global batches of training windows (steps, B, T + 1)."""
-    T = model.config.block_size
-    rng = np.random.default_rng([seed, 34])
-    starts = rng.integers(0, len(ds.train) - T - 1, size=(cfg.dist_steps, cfg.dist_batch))
-    return {"config": model.config.as_dict(), "state": model.state_dict(),
-            "batches": ds.train[starts[..., None] + np.arange(T + 1)],
-            "lr": cfg.dist_lr, "weight_decay": cfg.dist_weight_decay}
-
-
-def _job_model(job: dict):
-    from dlfs.optim.optimizers import AdamW
-    from dlfs.transformer.gpt import GPT, GPTConfig
-
-    model = GPT(GPTConfig(**job["config"]), rng=0, dtype=np.float64)
-    model.load_state_dict(job["state"])
-    model.train()
-    return model, AdamW(model.parameters(), lr=job["lr"], weight_decay=job["weight_decay"])
-
-
-def train_single(job: dict) -> dict:
-    """The reference: one process, the whole global batch, the mean cross-entropy, one AdamW step
-    per batch. Returns {"params", "losses", "step_seconds"}."""
-    from dlfs.nn.losses import cross_entropy
-
-    model, opt = _job_model(job)
-    losses, times = [], []
-    for batch in job["batches"]:
-        t0 = time.perf_counter()
-        model.zero_grad()
-        loss, dlogits = cross_entropy(model.forward(batch[:, :-1]), batch[:, 1:])
-        model.backward(dlogits)
-        opt.step()
-        times.append(time.perf_counter() - t0)
-        losses.append(float(loss))
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times}
-
-
-def train_rank(comm, job: dict) -> dict:
-    """A rank program (``ProcessGroup.run`` or under mpiexec): Topic 34's ``data_parallel_step``
-    on every global batch. Returns this rank's {"params", "losses", "step_seconds"}."""
-    from functools import partial
-
-    from dlfs.distributed.data_parallel import data_parallel_step
-    from dlfs.nn.losses import cross_entropy
-
-    model, opt = _job_model(job)
-    loss_fn = partial(cross_entropy, reduction="sum")
-    losses, times = [], []
-    for batch in job["batches"]:
-        t0 = time.perf_counter()
-        losses.append(data_parallel_step(model, loss_fn, batch[:, :-1], batch[:, 1:], opt, comm))
-        times.append(time.perf_counter() - t0)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times}
-
-
-def run_summary(runs: list[dict], reference: dict, tokens_per_step: int) -> dict:
-    """Largest parameter and loss difference of rank 0's run from the reference, and the
-    throughput: tokens per second of the median step (a step ends with its slowest rank; the
-    first step is left out)."""
-    steps = np.max(np.array([r["step_seconds"] for r in runs]), axis=0)
-    timed = steps[1:] if len(steps) > 1 else steps
-    ref = reference["params"]
-    return {"max_abs_param_difference": max(float(np.max(np.abs(runs[0]["params"][k] - ref[k]))) for k in ref),
-            "max_abs_loss_difference": float(np.max(np.abs(np.subtract(runs[0]["losses"], reference["losses"])))),
-            "median_step_s": round(float(np.median(timed)), 4),
-            "tokens_per_s": round(tokens_per_step / float(np.median(timed)), 1)}
-
-
-def run_processes(job: dict, world: int) -> list[dict]:
-    """``world`` worker processes joined by our shared-memory ring, each running :func:`train_rank`;
-    mailboxes large enough for a ring step's chunk of the gradients in one message."""
-    from dlfs.distributed.comm import DEFAULT_CAPACITY, ProcessGroup
-
-    grad_bytes = 8 * sum(np.size(v) for v in job["state"].values())
-    with ProcessGroup(world, capacity=max(DEFAULT_CAPACITY, -(-grad_bytes // world) + 64)) as group:
-        runs, _ = group.run(train_rank, (job,))
-    return runs
-
-
-def mpi_unavailable() -> str:
-    """Why the MPI runs cannot start here ("" when they can), with the install command. Does not
-    import mpi4py (importing it initialises MPI in this process)."""
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("mpi4py") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        return f"mpi4py is not installed: {INSTALL_MPI}"
-    if shutil.which("mpiexec") is None:
-        return f"no mpiexec on PATH: {INSTALL_MPI}"
-    return ""
-
-
-# the ranks import this module under the learner's redirect when the run has one
-MPI_LAUNCH = ("from dlfs.course import redirect; redirect.install_from_env(); "
-              "from dlfs.milestones.gpt_systems import mpi_main; raise SystemExit(mpi_main())")
-
-
-def _redirect_env() -> dict:
-    from dlfs.course import redirect
-
-    env = os.environ.copy()
-    mapping = {}
-    for finder in sys.meta_path:
-        if isinstance(finder, redirect.RedirectFinder):
-            mapping.update(finder.mapping)
-    if mapping:
-        env[redirect.ENV_VAR] = json.dumps(mapping)
-    return env
-
-
-def save_job(job: dict, path: Path) -> None:
-    meta = {k: job[k] for k in ("config", "lr", "weight_decay")}
-    np.savez(path, batches=job["batches"], meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-             **{f"state/{k}": v for k, v in job["state"].items()})
-
-
-def load_job(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        job = json.loads(bytes(z["meta"]).decode())
-        job["batches"] = z["batches"]
-        job["state"] = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
-    return job
-
-
-def mpi_main(argv: list[str] | None = None) -> int:
-    """Under mpiexec: ``JOB.npz OUT.npz`` — every rank trains the job; rank 0 writes its parameters
-    and, as JSON, every rank's losses and step times."""
-    from dlfs.distributed.comm import share_cores
-    from dlfs.distributed.mpi import MPICommunicator
-
-    job_path, out_path = (sys.argv[1:] if argv is None else argv)[:2]
-    comm = MPICommunicator("mpi")
-    share_cores(max(comm.world_size, 2))              # one core per rank, as the other runs
-    run = train_rank(comm, load_job(Path(job_path)))
-    times = comm.comm.gather({"losses": run["losses"], "step_seconds": run["step_seconds"]}, root=0)
-    if comm.rank == 0:
-        np.savez(out_path, timing=np.frombuffer(json.dumps(times).encode(), dtype=np.uint8),
-                 **{f"params/{k}": v for k, v in run["params"].items()})
-    return 0
-
-
-def run_mpi(job: dict, world: int, folder: Path, timeout: float = 900) -> list[dict]:
-    """``mpiexec -n world`` over :func:`mpi_main`; the runs as :func:`run_processes` returns them
-    (parameters of rank 0 only)."""
-    job_path, out_path = folder / "job.npz", folder / f"mpi-{world}.npz"
-    if not job_path.exists():
-        save_job(job, job_path)
-    cmd = [shutil.which("mpiexec"), "-n", str(world), sys.executable, "-c", MPI_LAUNCH, str(job_path), str(out_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_redirect_env(), check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"mpiexec -n {world} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    with np.load(out_path, allow_pickle=False) as z:
-        timing = json.loads(bytes(z["timing"]).decode())
-        params = {k[len("params/"):]: z[k] for k in z.files if k.startswith("params/")}
-    return [{"params": params if r == 0 else {}, **t} for r, t in enumerate(timing)]
-
-
 def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], None] = print) -> list[Row]:
     from threadpoolctl import threadpool_limits
 
+    from dlfs.milestones import gpt_data_parallel as dp
+
     t0 = time.perf_counter()
-    job = dp_job(model, ds, cfg, seed)
+    job = dp.make_job(model, ds.train, cfg.dist_steps, cfg.dist_batch, cfg.dist_lr, cfg.dist_weight_decay, seed)
     B, T1 = job["batches"].shape[1:]
     tokens = B * (T1 - 1)
     what = {"model": f"the measured GPT in float64 ({model.num_parameters():,} parameters)",
@@ -611,9 +427,9 @@ def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], Non
             "optimizer": f"AdamW, lr {cfg.dist_lr:g}, weight decay {cfg.dist_weight_decay:g} on every parameter",
             "blas_threads_per_rank": 1, "tolerance": cfg.dist_tolerance}
     with threadpool_limits(1, user_api="blas"):
-        reference = train_single(job)
-    single = run_summary([reference], reference, tokens)
-    ring = run_summary(run_processes(job, cfg.dist_world), reference, tokens)
+        reference = dp.train_single(job)
+    single = dp.run_summary([reference], reference, tokens)
+    ring = dp.run_summary(dp.run_processes(job, cfg.dist_world), reference, tokens)
     log(f"  one process {single['tokens_per_s']:,.0f} tokens/s; ring over {cfg.dist_world} processes "
         f"{ring['tokens_per_s']:,.0f} tokens/s, parameters within {ring['max_abs_param_difference']:.1e}")
     ok = ring["max_abs_param_difference"] <= cfg.dist_tolerance
@@ -625,7 +441,7 @@ def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], Non
                  "speedup": round(ring["tokens_per_s"] / single["tokens_per_s"], 2)},
                 time.perf_counter() - t0)]
     t0 = time.perf_counter()
-    reason = mpi_unavailable()
+    reason = dp.mpi_unavailable()
     if reason:
         rows.append(Row("Distributed: MPI", "—", f"≤ {cfg.dist_tolerance:g}", f"skipped: {reason}",
                         {"reason": reason}, time.perf_counter() - t0))
@@ -633,7 +449,7 @@ def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], Non
     figures = {}
     with tempfile.TemporaryDirectory(prefix="dlfs-m34-") as tmp:
         for world in (1, cfg.dist_world):
-            figures[f"mpi_{world}"] = run_summary(run_mpi(job, world, Path(tmp)), reference, tokens)
+            figures[f"mpi_{world}"] = dp.run_summary(dp.run_mpi(job, world, Path(tmp)), reference, tokens)
     one, many = figures["mpi_1"], figures[f"mpi_{cfg.dist_world}"]
     worst = max(one["max_abs_param_difference"], many["max_abs_param_difference"])
     rows.append(Row("Distributed: MPI",
@@ -713,6 +529,3 @@ def run(opts: RunOptions) -> Measurement:
         "cpu_count": os.cpu_count(),
     })
 
-
-if __name__ == "__main__":
-    raise SystemExit(mpi_main())

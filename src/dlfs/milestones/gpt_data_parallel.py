@@ -1,0 +1,191 @@
+"""Milestone 34's data-parallel runs of a GPT: one process on the whole batch (the reference),
+our shared-memory ring over N worker processes, and N MPI ranks under ``mpiexec``.
+
+Every run trains the same *job* — a GPT's weights in float64, AdamW's settings, the global
+batches of token windows (steps, B, T + 1) — so their final parameters can be compared. The
+ranks run Topic 34's ``data_parallel_step`` (each rank back-propagates its shard's summed loss
+over B·T, one all-reduce of the flat gradients, the same AdamW step everywhere); the reference
+is the plain training step on the whole batch with the mean cross-entropy. Each rank, the single
+process included, runs on one BLAS thread.
+
+    mpiexec -n 2 python -m dlfs.milestones.gpt_data_parallel JOB.npz OUT.npz    # what run_mpi starts
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+INSTALL_MPI = 'pip install -e ".[dist]"   (mpi4py and the mpich wheel, which provides mpiexec)'
+
+
+def make_job(model, data: np.ndarray, steps: int, batch: int, lr: float, weight_decay: float, seed: int) -> dict:
+    """What every run trains: the GPT's weights (trained in float64), its config, AdamW's settings
+    and ``steps`` global batches of ``batch`` random windows of ``data`` (N,) ids: (steps, B, T + 1)."""
+    T = model.config.block_size
+    rng = np.random.default_rng([seed, 34])
+    starts = rng.integers(0, len(data) - T - 1, size=(steps, batch))
+    return {"config": model.config.as_dict(), "state": model.state_dict(),
+            "batches": data[starts[..., None] + np.arange(T + 1)], "lr": lr, "weight_decay": weight_decay}
+
+
+def _job_model(job: dict):
+    from dlfs.optim.optimizers import AdamW
+    from dlfs.transformer.gpt import GPT, GPTConfig
+
+    model = GPT(GPTConfig(**job["config"]), rng=0, dtype=np.float64)
+    model.load_state_dict(job["state"])
+    model.train()
+    return model, AdamW(model.parameters(), lr=job["lr"], weight_decay=job["weight_decay"])
+
+
+def train_single(job: dict) -> dict:
+    """The reference: one process, the whole global batch, the mean cross-entropy, one AdamW step
+    per batch. Returns {"params", "losses", "step_seconds"}."""
+    from dlfs.nn.losses import cross_entropy
+
+    model, opt = _job_model(job)
+    losses, times = [], []
+    for batch in job["batches"]:
+        t0 = time.perf_counter()
+        model.zero_grad()
+        loss, dlogits = cross_entropy(model.forward(batch[:, :-1]), batch[:, 1:])
+        model.backward(dlogits)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        losses.append(float(loss))
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times}
+
+
+def train_rank(comm, job: dict) -> dict:
+    """A rank program (``ProcessGroup.run`` or under mpiexec): Topic 34's ``data_parallel_step``
+    on every global batch. Returns this rank's {"params", "losses", "step_seconds"}."""
+    from functools import partial
+
+    from dlfs.distributed.data_parallel import data_parallel_step
+    from dlfs.nn.losses import cross_entropy
+
+    model, opt = _job_model(job)
+    loss_fn = partial(cross_entropy, reduction="sum")
+    losses, times = [], []
+    for batch in job["batches"]:
+        t0 = time.perf_counter()
+        losses.append(data_parallel_step(model, loss_fn, batch[:, :-1], batch[:, 1:], opt, comm))
+        times.append(time.perf_counter() - t0)
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times}
+
+
+def run_summary(runs: list[dict], reference: dict, tokens_per_step: int) -> dict:
+    """Largest parameter and loss difference of rank 0's run from the reference, and the
+    throughput: tokens per second of the median step (a step ends with its slowest rank; the
+    first step is left out)."""
+    steps = np.max(np.array([r["step_seconds"] for r in runs]), axis=0)
+    timed = steps[1:] if len(steps) > 1 else steps
+    ref = reference["params"]
+    return {"max_abs_param_difference": max(float(np.max(np.abs(runs[0]["params"][k] - ref[k]))) for k in ref),
+            "max_abs_loss_difference": float(np.max(np.abs(np.subtract(runs[0]["losses"], reference["losses"])))),
+            "median_step_s": round(float(np.median(timed)), 4),
+            "tokens_per_s": round(tokens_per_step / float(np.median(timed)), 1)}
+
+
+def run_processes(job: dict, world: int) -> list[dict]:
+    """``world`` worker processes joined by our shared-memory ring, each running :func:`train_rank`;
+    mailboxes large enough for a ring step's chunk of the gradients in one message."""
+    from dlfs.distributed.comm import DEFAULT_CAPACITY, ProcessGroup
+
+    grad_bytes = 8 * sum(np.size(v) for v in job["state"].values())
+    with ProcessGroup(world, capacity=max(DEFAULT_CAPACITY, -(-grad_bytes // world) + 64)) as group:
+        runs, _ = group.run(train_rank, (job,))
+    return runs
+
+
+def mpi_unavailable() -> str:
+    """Why the MPI runs cannot start here ("" when they can), with the install command. Does not
+    import mpi4py (importing it initialises MPI in this process)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("mpi4py") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return f"mpi4py is not installed: {INSTALL_MPI}"
+    if shutil.which("mpiexec") is None:
+        return f"no mpiexec on PATH: {INSTALL_MPI}"
+    return ""
+
+
+# the ranks import this module under the learner's redirect when the run has one
+MPI_LAUNCH = ("from dlfs.course import redirect; redirect.install_from_env(); "
+              "from dlfs.milestones.gpt_data_parallel import mpi_main; raise SystemExit(mpi_main())")
+
+
+def _redirect_env() -> dict:
+    from dlfs.course import redirect
+
+    env = os.environ.copy()
+    mapping = {}
+    for finder in sys.meta_path:
+        if isinstance(finder, redirect.RedirectFinder):
+            mapping.update(finder.mapping)
+    if mapping:
+        env[redirect.ENV_VAR] = json.dumps(mapping)
+    return env
+
+
+def save_job(job: dict, path: Path) -> None:
+    meta = {k: job[k] for k in ("config", "lr", "weight_decay")}
+    np.savez(path, batches=job["batches"], meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+             **{f"state/{k}": v for k, v in job["state"].items()})
+
+
+def load_job(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        job = json.loads(bytes(z["meta"]).decode())
+        job["batches"] = z["batches"]
+        job["state"] = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
+    return job
+
+
+def mpi_main(argv: list[str] | None = None) -> int:
+    """Under mpiexec: ``JOB.npz OUT.npz`` — every rank trains the job; rank 0 writes its parameters
+    and, as JSON, every rank's losses and step times."""
+    from dlfs.distributed.comm import share_cores
+    from dlfs.distributed.mpi import MPICommunicator
+
+    job_path, out_path = (sys.argv[1:] if argv is None else argv)[:2]
+    comm = MPICommunicator("mpi")
+    share_cores(max(comm.world_size, 2))              # one core per rank, as the other runs
+    run = train_rank(comm, load_job(Path(job_path)))
+    times = comm.comm.gather({"losses": run["losses"], "step_seconds": run["step_seconds"]}, root=0)
+    if comm.rank == 0:
+        np.savez(out_path, timing=np.frombuffer(json.dumps(times).encode(), dtype=np.uint8),
+                 **{f"params/{k}": v for k, v in run["params"].items()})
+    return 0
+
+
+def run_mpi(job: dict, world: int, folder: Path, timeout: float = 900) -> list[dict]:
+    """``mpiexec -n world`` over :func:`mpi_main`; the runs as :func:`run_processes` returns them
+    (parameters of rank 0 only)."""
+    job_path, out_path = folder / "job.npz", folder / f"mpi-{world}.npz"
+    if not job_path.exists():
+        save_job(job, job_path)
+    cmd = [shutil.which("mpiexec"), "-n", str(world), sys.executable, "-c", MPI_LAUNCH, str(job_path), str(out_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_redirect_env(), check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mpiexec -n {world} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    with np.load(out_path, allow_pickle=False) as z:
+        timing = json.loads(bytes(z["timing"]).decode())
+        params = {k[len("params/"):]: z[k] for k in z.files if k.startswith("params/")}
+    return [{"params": params if r == 0 else {}, **t} for r, t in enumerate(timing)]
+
+
+if __name__ == "__main__":
+    raise SystemExit(mpi_main())
