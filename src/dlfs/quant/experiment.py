@@ -5,10 +5,12 @@ Tiny Shakespeare.
     python -m dlfs.quant.experiment --preset quick        # Milestone 30's `quick` preset
     python -m dlfs.quant.experiment --preset full --checkpoint runs/m30.npz   # the Milestone 30 model
 
-1. The float model: ``dlfs.transformer.training.fit`` with a preset of ``dlfs milestone 30``
-   (``smoke``: 2 layers, width 64, context 32; ``--steps`` replaces the preset's step count;
-   ``--checkpoint``: the training checkpoint, resumed, so a finished Milestone 30 run is loaded
-   and not retrained; without it the model is trained here).
+1. The float model: with ``--checkpoint`` naming an existing training checkpoint (e.g. the one
+   ``dlfs milestone 30`` wrote), its weights, read and never written: the checkpoint must belong
+   to the preset's model and have finished the preset's steps, else the run stops with the
+   reason. Otherwise ``dlfs.transformer.training.fit`` trains a preset of ``dlfs milestone 30``
+   here (``smoke``: 2 layers, width 64, context 32; ``--steps`` replaces the preset's step
+   count), into ``--checkpoint`` when it is given (a path that does not exist yet).
 2. PTQ (``dlfs.quant.ptq``): weight-only int8 per output channel, int4 in groups of 32 along the
    input, int4 per output channel; int8 weights with int8 activations (asymmetric, per tensor)
    calibrated on 16 training batches by min-max and by the 99.99th percentile.
@@ -19,12 +21,17 @@ Tiny Shakespeare.
 
 Every loss is the mean next-character cross-entropy over the whole validation split
 (``dlfs.transformer.training.evaluate``, nats/char); sizes by ``dlfs.quant.ptq.model_bytes``.
-Writes ``results/topic-33/quantization.json`` and ``quantization.png``.
+Writes ``quantization.json`` (with the command, the checkpoint, the commit, the machine's load
+average and the wall time) and ``quantization.png`` to the workspace's ``results/topic-33/``, or
+with ``--record`` the project's.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -53,7 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--preset", default="smoke", choices=sorted(PRESETS) + ["smoke"])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: 1,000 for smoke, "
                         "else the preset's)")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="training checkpoint to resume / write")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a finished training checkpoint to quantise (read only); a path that does "
+                             "not exist yet: train the preset here and write it")
     parser.add_argument("--qat-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -65,11 +74,19 @@ def main(argv: list[str] | None = None) -> dict:
     ds = load_shakespeare(args.data_dir)
     T = p.model.block_size
     log = lambda s: print(s, flush=True)                       # noqa: E731
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    wall0 = time.perf_counter()
     with threadpool_limits(blas_threads(), user_api="blas"):
         t0 = time.perf_counter()
         model = GPT(p.model, rng=np.random.default_rng(args.seed))
-        fit(model, ds.train, ds.val, p.train, seed=args.seed, checkpoint=args.checkpoint, resume=True,
-            progress=False, log=log, meta={"preset": args.preset, "seed": args.seed})
+        if args.checkpoint is not None and args.checkpoint.exists():
+            source = load_trained(model, args.checkpoint, p.train.max_steps)
+            log(f"float model: {source['checkpoint']} (step {source['step']}), read only")
+        else:
+            fit(model, ds.train, ds.val, p.train, seed=args.seed, checkpoint=args.checkpoint, resume=True,
+                progress=False, log=log, meta={"preset": args.preset, "seed": args.seed})
+            source = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "step": p.train.max_steps,
+                      "trained_here": True}
         model.eval()
         val = lambda m: float(evaluate(m, ds.val, T))          # noqa: E731
         float_loss = val(model)
@@ -114,20 +131,48 @@ def main(argv: list[str] | None = None) -> dict:
     by = {r["variant"]: r["val_loss"] for r in rows}
     ptq4 = by["float fine-tune (control), then int4 per channel"]
     qat4 = by["QAT int4 per channel, then int4 per channel"]
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": args.preset, "seed": args.seed,
-              "model": p.model.as_dict(),
-              "train": asdict(p.train), "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+    from dlfs.course.milestones import git_commit, machine_info
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "command": "python -m dlfs.quant.experiment " + " ".join(sys.argv[1:] if argv is None else argv),
+              "commit": git_commit(), "machine": machine_info(), "blas_threads": blas_threads(),
+              "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+              "wall_time_s": round(time.perf_counter() - wall0, 1),
+              "preset": args.preset, "seed": args.seed, "model": p.model.as_dict(),
+              "train": asdict(p.train), "checkpoint": source["checkpoint"], "float_model": source,
               "parameters": model.num_parameters(), "qat": asdict(qat_cfg), "rows": rows,
               "control_fine_tune_float_loss": control_float,
               "int4_gap_recovered_by_qat": (ptq4 - qat4) / max(ptq4 - control_float, 1e-12)}
     out = common.output_dir(args)
     atomic_write_json(out / "quantization.json", record)
-    plot(rows, out / "quantization.png")
+    plot(rows, out / "quantization.png", f"Quantised GPT ({args.preset} preset, {model.num_parameters():,} "
+         f"parameters) on Tiny Shakespeare")
     log(f"QAT recovered {record['int4_gap_recovered_by_qat']:.0%} of the int4 per-channel gap")
     return record
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def load_trained(model, checkpoint: Path, steps: int) -> dict:
+    """Load the weights of the training checkpoint ``checkpoint`` into ``model``, reading the file
+    only. Raises :class:`dlfs.errors.DataError` when the checkpoint holds another model or stopped
+    before ``steps`` steps. Returns where the weights came from: path, step, the training run's
+    settings and the file's SHA-256."""
+    from dlfs.errors import DataError
+    from dlfs.train.recipe import read_checkpoint
+
+    doc, arrays = read_checkpoint(checkpoint)
+    run = doc["meta"].get("run", {})
+    if run.get("model") not in (None, model.config.as_dict()):
+        raise DataError(f"checkpoint {checkpoint} holds the model {run['model']}, not the preset's "
+                        f"{model.config.as_dict()}; pass the matching --preset")
+    if doc["epoch"] < steps:
+        raise DataError(f"checkpoint {checkpoint} stopped after step {doc['epoch']} of {steps}; finish it "
+                        f"(dlfs milestone 30 --resume) before quantising it")
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    return {"checkpoint": str(checkpoint), "step": int(doc["epoch"]), "run": run, "sha256": digest,
+            "trained_here": False}
+
+
+def plot(rows: list[dict], path: Path, title: str = "Quantised GPT on Tiny Shakespeare") -> None:
     from dlfs.viz.plots import _pyplot, _save
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -140,9 +185,9 @@ def plot(rows: list[dict], path: Path) -> None:
     for i, r in enumerate(rows):
         ax.text(r["val_loss"], i, f" {r['val_loss']:.4f}  {r['bytes'] / 1024:.0f} KiB", va="center", fontsize=7)
     ax.set_xlabel("validation loss (nats/char)")
-    ax.set_title("Quantised GPT on Tiny Shakespeare")
+    ax.set_title(title)
     _save(fig, path)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(common.report_data_errors(main))
