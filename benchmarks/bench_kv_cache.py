@@ -1,7 +1,8 @@
 """Topic 31 measurements: generation with and without the key/value cache, and the cache's bytes.
 
-    python -m benchmarks.bench_kv_cache                         # writes results/topic-31/
-    python -m benchmarks.bench_kv_cache --checkpoint runs/m30.npz   # a trained Milestone 30 model
+    python -m benchmarks.bench_kv_cache                         # writes <workspace>/results/topic-31/
+    python -m benchmarks.bench_kv_cache --checkpoint checkpoints/milestone-30-full-seed0.npz --record
+                                        # the trained Milestone 30 model; the project's results/topic-31/
     python -m benchmarks.run kv_cache
 
 speed: the GPT of Milestone 30's ``full`` preset (``dlfs.milestones.mini_gpt.PRESETS``: 4 layers,
@@ -29,14 +30,22 @@ bytes: ``KVCache.nbytes`` of the cache for the whole context (T = 128), batch 1 
 exactness: the largest difference between the cached logits and the full forward's over a whole
 context (prefill of 8, then one token per step), randomly initialised, float64 and float32.
 
-Writes ``results/topic-31/kv_cache.json`` and ``kv_cache.png``.
+Past the context (7 + n > 128 tokens): *no cache* runs the last 128 tokens at every step (a
+window sliding by one); *cache* keeps the last 64 tokens when the 128 positions are full,
+prefills them again at positions 0…63 and goes on one token per step, so a step sees between
+64 and 128 tokens (``dlfs.transformer.decoding``); with 1,024 new tokens that rebuild happens
+(7 + 1,024 − 128) / 65 ≈ 14 times.
+
+Writes ``kv_cache.json`` (with the command, the weights, the commit, the load average before and
+after, and the wall time) and ``kv_cache.png`` to ``<workspace>/results/topic-31/``, with
+``--record`` to the project's ``results/topic-31/``, with ``--out DIR`` to DIR.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import statistics
-import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,7 +54,7 @@ import numpy as np
 from benchmarks.harness import BenchResult, machine
 from dlfs.io import atomic_write_json
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "topic-31"
+RESULTS = "topic-31"        # results/topic-31/ (see dlfs.experiments.common)
 PROMPT_LEN = 7
 
 
@@ -182,13 +191,18 @@ BENCHMARKS = [bench_generation]
 def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dlfs.course.milestones import git_commit
+    from dlfs.experiments import common
+
+    parser = common.parser("benchmarks.bench_kv_cache", __doc__.split("\n\n")[0], RESULTS)
     parser.add_argument("--checkpoint", type=Path, default=None, help="a Milestone 30 training checkpoint")
     parser.add_argument("--preset", default="full", help="the Milestone 30 preset of the model (default full)")
     parser.add_argument("--runs", nargs="+", default=["1x256", "1x1024", "8x256"], metavar="BxN",
                         help="batch size x new tokens (default 1x256 1x1024 8x256)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    wall0 = time.perf_counter()
     model = milestone_model(args.checkpoint, args.preset)
     rows = []
     with threadpool_limits(1):
@@ -206,15 +220,24 @@ def main(argv: list[str] | None = None) -> None:
     sizes = cache_sizes(model)
     for s in sizes:
         print(f"H_kv={s['n_kv_head']} B={s['batch']}  {s['bytes']:,} bytes (formula {s['formula_bytes']:,})")
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                       text=True).stdout.strip(),
+    block = model.config.block_size
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "command": "python -m benchmarks.bench_kv_cache " + " ".join(sys.argv[1:] if argv is None else argv),
+              "machine": machine(), "commit": git_commit(),
+              "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+              "wall_time_s": round(time.perf_counter() - wall0, 1),
               "model": model.config.as_dict(), "weights": str(args.checkpoint) if args.checkpoint else "random (seed 0)",
-              "dtype": "float32", "blas_threads": 1, "speed": rows, "cache_bytes": sizes,
-              "exactness": exact}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "kv_cache.json", record)
-    plot(rows, RESULTS / "kv_cache.png")
+              "dtype": "float32", "blas_threads": 1,
+              "past_the_context": f"no cache: the last {block} tokens at every step (a window sliding by one); "
+                                  f"cache: when its {block} positions are full it is rebuilt from the last "
+                                  f"{block // 2} tokens at positions 0..{block // 2 - 1} (one batched prefill), "
+                                  f"so a step sees {block // 2} to {block} tokens; keep = {block}: rebuilt at "
+                                  f"every step once full, the same tokens as no cache",
+              "speed": rows, "cache_bytes": sizes, "exactness": exact}
+    out = common.output_dir(args)
+    atomic_write_json(out / "kv_cache.json", record)
+    plot(rows, out / "kv_cache.png")
+    print(f"wrote {out / 'kv_cache.json'}")
 
 
 if __name__ == "__main__":
