@@ -8,7 +8,14 @@ over B·T, one all-reduce of the flat gradients, the same AdamW step everywhere)
 is the plain training step on the whole batch with the mean cross-entropy. Each rank, the single
 process included, runs on one BLAS thread.
 
-    mpiexec -n 2 python -m dlfs.milestones.gpt_data_parallel JOB.npz OUT.npz    # what run_mpi starts
+    # the Milestone 30 model, 10 steps on 2 ranks, compared with one process at the end
+    mpiexec -n 2 python -m dlfs.milestones.gpt_data_parallel --checkpoint checkpoints/milestone-30-full-seed0.npz --check
+    # the same ranks on several machines (MPICH: one host name per line, this machine first)
+    mpiexec -f hosts -n 4 python -m dlfs.milestones.gpt_data_parallel --checkpoint ...
+
+Rank 0 reads every file and broadcasts the job, so the other machines need the same Python
+environment with dlfs installed, and no data. ``dlfs milestone 34`` passes
+``$DLFS_MPIEXEC_ARGS`` (e.g. ``"-f hosts"``) to its own mpiexec runs.
 """
 
 from __future__ import annotations
@@ -155,32 +162,86 @@ def load_job(path: Path) -> dict:
 
 
 def mpi_main(argv: list[str] | None = None) -> int:
-    """Under mpiexec: ``JOB.npz OUT.npz`` — every rank trains the job; rank 0 writes its parameters
-    and, as JSON, every rank's losses and step times."""
+    """Under mpiexec, every rank: rank 0 reads the job (``--job``, or built from a Milestone 30
+    ``--checkpoint`` and Tiny Shakespeare) and broadcasts it, so the other ranks need no files;
+    every rank trains it; rank 0 writes ``--out`` (its parameters and every rank's losses and step
+    times) and prints the throughput, and with ``--check`` the largest difference from the same
+    training in one process."""
+    import argparse
+
     from dlfs.distributed.comm import share_cores
     from dlfs.distributed.mpi import MPICommunicator
 
-    job_path, out_path = (sys.argv[1:] if argv is None else argv)[:2]
+    parser = argparse.ArgumentParser(prog="mpiexec -n N python -m dlfs.milestones.gpt_data_parallel",
+                                     description=mpi_main.__doc__.split(";")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--job", type=Path, help="a job file (what `dlfs milestone 34` writes)")
+    source.add_argument("--checkpoint", type=Path, help="a Milestone 30 training checkpoint")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=16, help="windows per global batch")
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--check", action="store_true", help="rank 0 also trains in one process and compares")
+    args = parser.parse_args(argv)
     comm = MPICommunicator("mpi")
     share_cores(max(comm.world_size, 2))              # one core per rank, as the other runs
-    run = train_rank(comm, load_job(Path(job_path)))
-    times = comm.comm.gather({"losses": run["losses"], "step_seconds": run["step_seconds"]}, root=0)
+    job = None
     if comm.rank == 0:
-        np.savez(out_path, timing=np.frombuffer(json.dumps(times).encode(), dtype=np.uint8),
+        job = load_job(args.job) if args.job else checkpoint_job(args)
+    job = comm.comm.bcast(job, root=0)
+    run = train_rank(comm, job)
+    times = comm.comm.gather({"losses": run["losses"], "step_seconds": run["step_seconds"]}, root=0)
+    if comm.rank != 0:
+        return 0
+    if args.out is not None:
+        np.savez(args.out, timing=np.frombuffer(json.dumps(times).encode(), dtype=np.uint8),
                  **{f"params/{k}": v for k, v in run["params"].items()})
+    if args.job is None:
+        B, T1 = job["batches"].shape[1:]
+        runs = [{"params": run["params"] if r == 0 else {}, **t} for r, t in enumerate(times)]
+        reference = train_single(job) if args.check else {"params": run["params"], "losses": run["losses"]}
+        summary = run_summary(runs, reference, B * (T1 - 1))
+        if not args.check:
+            summary = {k: v for k, v in summary.items() if not k.startswith("max_abs")}
+        print(json.dumps({"ranks": comm.world_size, "steps": len(run["losses"]), "global_batch": [int(B), int(T1 - 1)],
+                          "loss_first": run["losses"][0], "loss_last": run["losses"][-1], **summary}))
     return 0
 
 
+def checkpoint_job(args) -> dict:
+    """The job of a Milestone 30 training checkpoint (its preset from the checkpoint) on Tiny
+    Shakespeare's training split."""
+    from dlfs.data.text import load_shakespeare
+    from dlfs.milestones.mini_gpt import PRESETS
+    from dlfs.train.recipe import read_checkpoint
+    from dlfs.transformer.gpt import GPT
+
+    doc, arrays = read_checkpoint(args.checkpoint)
+    model = GPT(PRESETS[doc["meta"].get("preset", "full")].model, rng=0)
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    ds = load_shakespeare(args.data_dir)
+    return make_job(model, ds.train, args.steps, args.batch, args.lr, args.weight_decay, args.seed)
+
+
+MPIEXEC_ARGS = "DLFS_MPIEXEC_ARGS"      # more arguments for mpiexec, e.g. "-f hosts" (machines to run on)
+
+
 def run_mpi(job: dict, world: int, folder: Path, timeout: float = 900) -> list[dict]:
-    """``mpiexec -n world`` over :func:`mpi_main`; the runs as :func:`run_processes` returns them
-    (parameters of rank 0 only)."""
+    """``mpiexec [$DLFS_MPIEXEC_ARGS] -n world`` over :func:`mpi_main`; the runs as
+    :func:`run_processes` returns them (parameters of rank 0 only)."""
+    import shlex
+
     job_path, out_path = folder / "job.npz", folder / f"mpi-{world}.npz"
     if not job_path.exists():
         save_job(job, job_path)
-    cmd = [shutil.which("mpiexec"), "-n", str(world), sys.executable, "-c", MPI_LAUNCH, str(job_path), str(out_path)]
+    cmd = [shutil.which("mpiexec"), *shlex.split(os.environ.get(MPIEXEC_ARGS, "")), "-n", str(world),
+           sys.executable, "-c", MPI_LAUNCH, "--job", str(job_path), "--out", str(out_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_redirect_env(), check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"mpiexec -n {world} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"{' '.join(cmd[:-6])} … failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     with np.load(out_path, allow_pickle=False) as z:
         timing = json.loads(bytes(z["timing"]).decode())
         params = {k[len("params/"):]: z[k] for k in z.files if k.startswith("params/")}

@@ -457,6 +457,7 @@ def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], Non
                     f"{one['tokens_per_s']:,.0f} → {many['tokens_per_s']:,.0f} tokens/s",
                     f"≤ {cfg.dist_tolerance:g}", verdict(worst <= cfg.dist_tolerance),
                     {**what, **figures, "allreduce": "MPI Allreduce", "mpiexec": shutil.which("mpiexec"),
+                     "mpiexec_args": os.environ.get(dp.MPIEXEC_ARGS, ""),
                      "speedup": round(many["tokens_per_s"] / one["tokens_per_s"], 2)},
                     time.perf_counter() - t0))
     return rows
