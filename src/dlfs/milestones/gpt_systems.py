@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -518,6 +519,7 @@ def run(opts: RunOptions) -> Measurement:
         opts.log("Milestone 34 FAILED: " + "; ".join(f"{r.check} ({r.measured}; target {r.target})" for r in failed))
     load_end = os.getloadavg()
     return Measurement(value=value, details={
+        "command": "dlfs " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name == "dlfs" else " ".join(sys.argv),
         **info,
         "model_seconds": round(model_seconds, 1),
         "config": asdict(cfg),
