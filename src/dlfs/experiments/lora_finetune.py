@@ -22,6 +22,7 @@ cosine to a tenth of the peak, gradient clipping at 1:
 * QLoRA, r = ``--qlora-rank``: the same as LoRA with the frozen projection weights in NF4 with
   double quantisation, dequantised on the fly.
 
+Recorded for the base model: how well NF4 stores its projection weights (:func:`nf4_error`).
 Recorded per variant: trainable parameters (and their share of the model's), bytes of the frozen
 projection weights as stored (and by the formula), the validation loss on the held-out part
 before and after (mean next-character cross-entropy over all of it, ``evaluate``), the time;
@@ -63,6 +64,38 @@ def to_vocab(text: str, chars) -> tuple[str, dict]:
     return kept, {"original_chars": len(text), "mapped_double_quotes": mapped, "dropped": dropped,
                   "mapped_fraction": mapped / len(text), "dropped_fraction": dropped / len(text),
                   "dropped_chars": "".join(sorted(set(text) - allowed))}
+
+
+def nf4_error(model) -> dict:
+    """The relative RMS error ‖Ŵ − W‖ / ‖W‖ over all the projection matrices of ``model``'s
+    blocks (the weights LoRA freezes), stored in NF4 with double quantisation and, for
+    comparison, in symmetric int4 with the same blocks of 64 (Topic 33's
+    ``QScheme(4, axis=0, group_size=64)``, 15 levels); and the share of the weights on each of the
+    16 NF4 levels."""
+    from dlfs.lora.adapter import TARGETS
+    from dlfs.lora.nf4 import BLOCK_SIZE, dequantize_nf4, quantize_nf4, unpack_nibbles
+    from dlfs.quant.quantize import QScheme, compute_qparams, dequantize, quantize
+
+    scheme = QScheme(4, axis=0, group_size=BLOCK_SIZE)
+    sq_nf4 = sq_int4 = sq_w = 0.0
+    n, uses = 0, np.zeros(16)
+    for block in model.blocks:
+        for target in TARGETS:
+            layer = block
+            for attr in target.split("."):
+                layer = getattr(layer, attr)
+            w = np.asarray(layer.W.data, dtype=np.float64)
+            t = quantize_nf4(w)
+            sq_nf4 += float(((dequantize_nf4(t) - w) ** 2).sum())
+            flat = w.reshape(-1)
+            params = compute_qparams(flat, scheme)
+            sq_int4 += float(((dequantize(quantize(flat, params), params) - flat) ** 2).sum())
+            sq_w += float((w ** 2).sum())
+            uses += np.bincount(unpack_nibbles(t.packed)[:w.size], minlength=16)
+            n += w.size
+    return {"weights": n, "nf4_relative_rms_error": float(np.sqrt(sq_nf4 / sq_w)),
+            "int4_relative_rms_error": float(np.sqrt(sq_int4 / sq_w)),
+            "nf4_level_use": (uses / uses.sum()).round(4).tolist()}
 
 
 def load_base(checkpoint: Path | None, preset: str, train_checkpoint: Path, data_dir, seed: int, log):
@@ -171,6 +204,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"({counts['dropped_fraction']:.2%} dropped, {counts['mapped_fraction']:.2%} mapped): "
             f"{train.size:,} train, {val.size:,} held out")
         n_total = base.num_parameters()
+        storage = nf4_error(base)
+        log(f"projection weights ({storage['weights']:,}): relative RMS error NF4 "
+            f"{storage['nf4_relative_rms_error']:.2%}, int4 {storage['int4_relative_rms_error']:.2%}")
         base_loss = float(evaluate(base, val, T))
         log(f"base model on the held-out news: {base_loss:.4f} nats/char")
 
@@ -221,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
               "train_chars": int(train.size), "heldout_chars": int(val.size), "base_val_loss": base_loss,
               "steps": args.steps, "batch_size": args.batch_size, "block_size": T, "alpha": args.alpha,
               "full_lr": args.full_lr, "lora_lr": args.lora_lr, "seed": args.seed,
-              "nf4_bits_per_param_formula": nf4_bits_per_param(), "rows": rows,
+              "nf4_bits_per_param_formula": nf4_bits_per_param(), "nf4_storage": storage, "rows": rows,
               "total_seconds": round(time.perf_counter() - t_start, 1)}
     atomic_write_json(out / "lora_finetune.json", record)
     plot(record, out / "lora_finetune.png")
