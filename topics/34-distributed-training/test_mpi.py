@@ -1,5 +1,6 @@
 """Topic 34 — the same training under mpiexec (mpi4py): MPI's Allreduce and our ring over
-MPI's Sendrecv give the parameters of our shared-memory ring. Skips without mpi4py."""
+MPI's Sendrecv give the parameters of our shared-memory ring, for the MLP and for the GPT.
+Skips without mpi4py."""
 
 import os
 import shutil
@@ -34,12 +35,16 @@ def mpi_run(tmp_path, cfg, allreduce):
 
 
 @pytest.mark.dlfs_timeout(60)
-@pytest.mark.parametrize("allreduce, optimizer", [("mpi", "adamw"), ("ring", "zero")])
-def test_mpi_run_equals_our_ring(tmp_path, allreduce, optimizer):
-    cfg = TrainConfig(model="mlp", steps=3, batch=10, optimizer=optimizer)
+@pytest.mark.parametrize("allreduce, optimizer, model", [("mpi", "adamw", "mlp"), ("ring", "zero", "mlp"),
+                                                       ("mpi", "adamw", "gpt")])
+def test_mpi_run_equals_our_ring(tmp_path, allreduce, optimizer, model):
+    cfg = TrainConfig(model=model, steps=3, batch=10, optimizer=optimizer)
+    if model == "gpt":                                   # Topic 30's GPT, small: 2 blocks of width 16
+        cfg = TrainConfig(model="gpt", steps=3, batch=6, optimizer=optimizer, hidden=16, heads=2, layers=2,
+                          seq_len=8, vocab=11)
     with ProcessGroup(2, timeout=5) as group:
         ours, _ = group.run(train_rank, (asdict(cfg),))
     mpi = mpi_run(tmp_path, cfg, allreduce)
     for k, v in ours[0]["params"].items():
         # two ranks: a + b == b + a, so the sums, and the parameters, agree bit for bit
-        np.testing.assert_array_equal(mpi[k], v, err_msg=f"MPI ({allreduce} all-reduce) vs our ring: {k}")
+        np.testing.assert_array_equal(mpi[k], v, err_msg=f"{model}: MPI ({allreduce} all-reduce) vs our ring: {k}")

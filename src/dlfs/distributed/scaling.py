@@ -3,21 +3,28 @@ with 1 and 2 processes (our ring over shared memory, and MPI's Allreduce under m
 
     python -m dlfs.distributed.scaling                 # writes results/topic-34/{allreduce,scaling}.json and .png
     python -m dlfs.distributed.scaling --part allreduce
+    python -m dlfs.distributed.scaling --part training --model gpt    # results/topic-34/scaling-gpt.json
 
 All-reduce: each rank times ``repeats`` all-reduces of a float32 buffer of S bytes after a
 warm-up; a repeat's time is the slowest rank's. Reported: the median time, the *algorithm*
 bandwidth S / t and the *bus* bandwidth 2(N-1)/N · S / t (what each rank actually sends per
-second, comparable across N). Training: ``dlfs.distributed.train`` with the encoder model in
-float32; samples/s from the median step time (the first step left out), scaling efficiency
-``throughput(N) / (N · throughput(1))``. Every rank, the single process included, runs with one
-BLAS thread and one chunk thread (one core per rank), so that the comparison is of ranks, not of
-thread pools competing for the two cores.
+second, comparable across N). Training: ``dlfs.distributed.train`` in float32 with AdamW, the
+encoder model (``--model encoder``, batches of 32 sequences of 32) or the GPT of Milestone 30's
+full preset on synthetic token batches (``--model gpt``: 4 layers, width 128, 4 heads, context
+128, vocabulary 65, batches of 16 × 128 tokens, as the milestone trains); samples/s and tokens/s
+from the median step time (the first step left out), scaling efficiency
+``throughput(N) / (N · throughput(1))``; the same from the busiest rank's CPU time per step
+(``tokens_per_cpu_second``, ``cpu_scaling_efficiency``): what the ranks would reach with a core
+each, which the wall time on a machine shared with other work does not show. Every rank, the
+single process included, runs with one BLAS thread and one chunk thread (one core per rank), so
+that the comparison is of ranks, not of thread pools competing for the two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -91,13 +98,22 @@ def measure_allreduce_mpi(n: int = 2, mode: str = "mpi", sizes=SIZES) -> list[di
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def measure_training(steps: int = 12, batch: int = 32) -> list[dict]:
-    """Encoder model, float32, AdamW: one process; 2 processes (our ring); 2 MPI ranks."""
+MODELS = {   # dlfs.distributed.train's options of each measured model
+    "encoder": ["--model", "encoder", "--batch", "32", "--hidden", "64", "--seq-len", "32", "--features", "16"],
+    "gpt": ["--model", "gpt", "--batch", "16", "--hidden", "128", "--heads", "4", "--layers", "4",
+            "--seq-len", "128", "--vocab", "65"],          # Milestone 30's full preset, synthetic tokens
+}
+
+
+def measure_training(steps: int = 12, batch: int = 32, model: str = "encoder") -> list[dict]:
+    """float32, AdamW: one process; 2 processes (our ring); 1 and 2 MPI ranks (when mpiexec
+    exists). ``batch`` applies to the encoder; the GPT trains on the milestone's 16 × 128."""
     from dlfs.distributed.train import main as train_main
-    base = ["--model", "encoder", "--dtype", "float32", "--steps", str(steps), "--batch", str(batch),
-            "--hidden", "64", "--seq-len", "32", "--features", "16", "--lr", "0.001"]
+    opts = [*MODELS[model]]
+    if model == "encoder":
+        opts[opts.index("--batch") + 1] = str(batch)
+    base = [*opts, "--dtype", "float32", "--steps", str(steps), "--lr", "0.001"]
     records = []
-    import os
 
     from threadpoolctl import threadpool_limits
     os.environ["DLFS_NUM_THREADS"] = "1"
@@ -116,10 +132,11 @@ def measure_training(steps: int = 12, batch: int = 32) -> list[dict]:
                                 "--backend", "mpi", "--allreduce", "mpi", *base, "--json", str(path)],
                                check=True, capture_output=True)
                 records.append(json.loads(path.read_text()))
-    one = {r["backend"]: r["samples_per_second"] for r in records if r["world_size"] == 1}
-    for r in records:
-        ref = one.get("single") if r["backend"] != "mpi-mpi" else one.get("mpi-mpi", one.get("single"))
-        r["scaling_efficiency"] = r["samples_per_second"] / (r["world_size"] * ref) if ref else None
+    for key, eff in (("samples_per_second", "scaling_efficiency"), ("tokens_per_cpu_second", "cpu_scaling_efficiency")):
+        one = {r["backend"]: r[key] for r in records if r["world_size"] == 1}
+        for r in records:
+            ref = one.get("single") if r["backend"] != "mpi-mpi" else one.get("mpi-mpi", one.get("single"))
+            r[eff] = r[key] / (r["world_size"] * ref) if ref else None
     return records
 
 
@@ -129,12 +146,12 @@ def main(argv=None) -> int:
         return _mpi_allreduce_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m dlfs.distributed.scaling")
     p.add_argument("--part", choices=["allreduce", "training", "all"], default="all")
+    p.add_argument("--model", choices=sorted(MODELS), default="encoder", help="the training part's model")
     p.add_argument("--out", default="results/topic-34")
     args = p.parse_args(argv)
     from dlfs.io import atomic_write_json
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    import os
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
                "note": "a shared 2-core machine: other work ran at the same time"}
     if args.part in ("allreduce", "all"):
@@ -145,11 +162,20 @@ def main(argv=None) -> int:
         atomic_write_json(out / "allreduce.json", {"machine": machine, "records": recs})
         _plot(recs, out / "allreduce.png")
     if args.part in ("training", "all"):
-        recs = measure_training()
+        from dlfs.course.milestones import git_commit
+        load_start, wall0 = [round(x, 2) for x in os.getloadavg()], time.perf_counter()
+        recs = measure_training(model=args.model)
         for r in recs:
             print(f"{r['backend']:<10} N={r['world_size']} {r['samples_per_second']:8.1f} samples/s "
-                  f"efficiency {r['scaling_efficiency']}", flush=True)
-        atomic_write_json(out / "scaling.json", {"machine": machine, "records": recs})
+                  f"{r['tokens_per_second']:9.0f} tokens/s (efficiency {r['scaling_efficiency']:.2f}); "
+                  f"per CPU second of the busiest rank {r['tokens_per_cpu_second']:9.0f} tokens/s "
+                  f"(efficiency {r['cpu_scaling_efficiency']:.2f})", flush=True)
+        name = "scaling.json" if args.model == "encoder" else f"scaling-{args.model}.json"
+        atomic_write_json(out / name, {
+            "machine": machine, "command": "python -m dlfs.distributed.scaling " + " ".join(argv),
+            "commit": git_commit(), "wall_time_s": round(time.perf_counter() - wall0, 1),
+            "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+            "records": recs})
     return 0
 
 

@@ -3,6 +3,7 @@ ranks. The same seeded model and the same global batches everywhere, so the fina
 can be compared across the three.
 
     python -m dlfs.distributed.train --backend single --model encoder --steps 20
+    python -m dlfs.distributed.train --backend processes -n 2 --model gpt --steps 20 --dtype float32
     python -m dlfs.distributed.train --backend processes -n 2 --model encoder --steps 20
     mpiexec -n 2 python -m dlfs.distributed.train --backend mpi --allreduce mpi --model encoder --steps 20
     mpiexec -n 2 python -m dlfs.distributed.train --backend mpi --allreduce ring ...   # our ring over MPI
@@ -10,12 +11,17 @@ can be compared across the three.
 ``--out params.npz`` writes rank 0's final parameters, ``--json run.json`` the run's record
 (config, losses, samples/s, optimiser-state bytes per rank, bytes sent per rank).
 
-Models (``--model``): ``mlp`` (Linear–GELU–Linear–GELU–Linear on (B, F) features) and
+Models (``--model``): ``mlp`` (Linear–GELU–Linear–GELU–Linear on (B, F) features),
 ``encoder`` (Linear(F, D), two pre-LN ``dlfs.transformer.encoder.EncoderBlock``\\ s without
-dropout, Linear(D, C) on every position of (B, T, F) sequences). Data: Gaussian inputs labelled
-by a fixed random linear "teacher" (argmax of ``x @ W_teacher``; for sequences, of the
-position's input plus its predecessor's), drawn from ``seed`` and the step number, so every rank
-sees the same global batch.
+dropout, Linear(D, C) on every position of (B, T, F) sequences) and ``gpt`` (Topic 30's
+``dlfs.transformer.gpt.GPT``: ``--layers`` blocks of width ``--hidden`` with ``--heads`` heads,
+context ``--seq-len``, vocabulary ``--vocab``, no dropout; next-token cross-entropy at every
+position). Data, drawn from ``seed`` and the step number so that every rank sees the same
+global batch: for ``mlp`` and ``encoder``, Gaussian inputs labelled by a fixed random linear
+"teacher" (argmax of ``x @ W_teacher``; for sequences, of the position's input plus its
+predecessor's); for ``gpt``, synthetic token sequences (no dataset): each starts at a random
+token and follows a fixed random permutation of the vocabulary with probability 3/4, else a
+uniformly random token, so the loss can fall from ln V towards the rule's entropy.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from dlfs.nn.losses import cross_entropy
 
 @dataclass
 class TrainConfig:
-    model: str = "mlp"               # "mlp" or "encoder"
+    model: str = "mlp"               # "mlp", "encoder" or "gpt"
     steps: int = 5
     batch: int = 16                  # global batch (rows), split over the ranks
     micro_batches: int = 1           # gradient accumulation within each rank
@@ -46,10 +52,12 @@ class TrainConfig:
     weight_decay: float = 1e-2
     seed: int = 0
     features: int = 12
-    hidden: int = 32                 # mlp hidden width / encoder d_model
+    hidden: int = 32                 # mlp hidden width / encoder and gpt d_model
     classes: int = 5
-    seq_len: int = 8                 # encoder only
-    heads: int = 4                   # encoder only
+    seq_len: int = 8                 # encoder: sequence length; gpt: context (block_size)
+    heads: int = 4                   # encoder and gpt
+    vocab: int = 16                  # gpt only
+    layers: int = 2                  # gpt only
     extra: dict = field(default_factory=dict)
 
     def dtype_(self):
@@ -70,11 +78,18 @@ def build_model(cfg: TrainConfig) -> Layer:
                   for _ in range(2)]
         return Sequential(Linear(cfg.features, cfg.hidden, rng=rng, dtype=dt), *blocks,
                           Linear(cfg.hidden, cfg.classes, rng=rng, dtype=dt))
-    raise ValueError(f"model must be 'mlp' or 'encoder', got {cfg.model!r}")
+    if cfg.model == "gpt":
+        from dlfs.transformer.gpt import GPT, GPTConfig
+        return GPT(GPTConfig(vocab_size=cfg.vocab, block_size=cfg.seq_len, n_layer=cfg.layers, n_head=cfg.heads,
+                             n_embd=cfg.hidden, dropout=0.0), rng=rng, dtype=dt)
+    raise ValueError(f"model must be 'mlp', 'encoder' or 'gpt', got {cfg.model!r}")
 
 
 def global_batch(cfg: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """The global batch of a step: x: (B, F) or (B, T, F); y: (B,) or (B, T) int labels."""
+    """The global batch of a step: x: (B, F) or (B, T, F) inputs, or (B, T) token ids for the
+    GPT; y: (B,) or (B, T) int labels (for the GPT, the next token at every position)."""
+    if cfg.model == "gpt":
+        return token_batch(cfg, step)
     teacher = np.random.default_rng([cfg.seed, 1]).standard_normal((cfg.features, cfg.classes))
     rng = np.random.default_rng([cfg.seed, 2, step])
     if cfg.model == "mlp":
@@ -86,6 +101,21 @@ def global_batch(cfg: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
         mixed[:, 1:] += x[:, :-1]
         y = np.argmax(mixed @ teacher, axis=-1)
     return x.astype(cfg.dtype_()), y.astype(np.int64)
+
+
+def token_batch(cfg: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The GPT's global batch of a step: x, y: (B, T) int64, y the sequence shifted by one.
+    Each row of T + 1 tokens starts at a random token; the next token is ``perm[previous]``
+    (a fixed random permutation) with probability 3/4, else uniformly random."""
+    perm = np.random.default_rng([cfg.seed, 1]).permutation(cfg.vocab)
+    rng = np.random.default_rng([cfg.seed, 2, step])
+    seq = np.empty((cfg.batch, cfg.seq_len + 1), dtype=np.int64)
+    seq[:, 0] = rng.integers(0, cfg.vocab, cfg.batch)
+    follow = rng.random((cfg.batch, cfg.seq_len)) < 0.75
+    noise = rng.integers(0, cfg.vocab, (cfg.batch, cfg.seq_len))
+    for t in range(cfg.seq_len):
+        seq[:, t + 1] = np.where(follow[:, t], perm[seq[:, t]], noise[:, t])
+    return seq[:, :-1], seq[:, 1:]
 
 
 def make_optimizer(cfg: TrainConfig, params, comm=None):
@@ -116,17 +146,18 @@ def train_single(cfg: TrainConfig | dict) -> dict:
     model = build_model(cfg)
     params = model.parameters()
     opt = make_optimizer(cfg, params)
-    losses, times = [], []
+    losses, times, cpu = [], [], []
     for step in range(cfg.steps):
         x, y = global_batch(cfg, step)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.zero_grad()
         loss, dlogits = cross_entropy(model.forward(x), y)
         model.backward(dlogits)
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         losses.append(loss)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times,
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu,
             "state_bytes": [_state_bytes(opt)], "bytes_sent": [0]}
 
 
@@ -139,13 +170,14 @@ def train_rank(comm, cfg: TrainConfig | dict) -> dict:
     params = model.parameters()
     opt = make_optimizer(cfg, params, comm)
     loss_fn = partial(cross_entropy, reduction="sum")
-    losses, times = [], []
+    losses, times, cpu = [], [], []
     for step in range(cfg.steps):
         x, y = global_batch(cfg, step)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(data_parallel_step(model, loss_fn, x, y, opt, comm, micro_batches=cfg.micro_batches))
         times.append(time.perf_counter() - t0)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times,
+        cpu.append(time.process_time() - c0)
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu,
             "state_bytes": [_state_bytes(opt)], "bytes_sent": [comm.bytes_sent]}
 
 
@@ -154,11 +186,19 @@ def summarize(cfg: TrainConfig, runs: list[dict], backend: str, world_size: int)
     # a step ends when the slowest rank's all-reduce returns: take each step's maximum over ranks
     steps = np.max(np.array([r["step_seconds"] for r in runs]), axis=0)
     timed = steps[1:] if len(steps) > 1 else steps          # the first step pays for warm-up
+    # CPU time of the busiest rank (its process, one BLAS thread): what a step costs when every
+    # rank has a core of its own, as on an idle machine; wall time also counts waiting for a core
+    cpu = np.max(np.array([r.get("step_cpu_seconds", r["step_seconds"]) for r in runs]), axis=0)
+    cpu = cpu[1:] if len(cpu) > 1 else cpu
+    per_step = cfg.batch * (cfg.seq_len if cfg.model != "mlp" else 1)
     return {
         "backend": backend, "world_size": world_size, "config": asdict(cfg),
         "losses": runs[0]["losses"],
         "median_step_seconds": float(np.median(timed)),
         "samples_per_second": float(cfg.batch / np.median(timed)),
+        "tokens_per_second": float(per_step / np.median(timed)),   # sequences: every position is a target
+        "median_step_cpu_seconds": float(np.median(cpu)),
+        "tokens_per_cpu_second": float(per_step / np.median(cpu)),
         "state_bytes_per_rank": [r["state_bytes"][0] for r in runs],
         "bytes_sent_per_rank": [r["bytes_sent"][0] for r in runs],
     }
@@ -183,13 +223,16 @@ def main(argv=None) -> int:
     if args.backend == "single":
         runs, n = [train_single(cfg)], 1
     elif args.backend == "processes":
-        from dlfs.distributed.comm import ProcessGroup
-        with ProcessGroup(args.world_size) as group:
+        from dlfs.distributed.comm import DEFAULT_CAPACITY, ProcessGroup
+        # mailboxes that hold a ring step's chunk of the flat gradients in one message
+        grad_bytes = sum(p.size for p in build_model(cfg).parameters()) * cfg.dtype_().itemsize
+        with ProcessGroup(args.world_size, capacity=max(DEFAULT_CAPACITY, -(-grad_bytes // args.world_size) + 64)) \
+                as group:
             runs, _ = group.run(train_rank, (asdict(cfg),))
         n = args.world_size
     else:
-        from dlfs.distributed.mpi import MPICommunicator
         from dlfs.distributed.comm import share_cores
+        from dlfs.distributed.mpi import MPICommunicator
         comm = MPICommunicator(args.allreduce)
         share_cores(max(comm.world_size, 2))          # one core per rank (the single process included)
         run = train_rank(comm, cfg)
