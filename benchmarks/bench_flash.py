@@ -1,8 +1,9 @@
 """Topic 32 measurements: the memory of tiled attention, and gradient checkpointing's memory and time.
 
-    python -m benchmarks.bench_flash                    # both; writes results/topic-32/
+    python -m benchmarks.bench_flash                    # both; writes <workspace>/results/topic-32/
     python -m benchmarks.bench_flash attention --lengths 1024 2048 4096 8192
     python -m benchmarks.bench_flash checkpointing
+    python -m benchmarks.bench_flash checkpointing --checkpoint checkpoints/milestone-30-full-seed0.npz --record
 
 attention: peak traced memory (``tracemalloc``, which sees NumPy's array allocations) of one
 float32 forward + backward at length T (B = 1, H = 1, d = 64, causal), for Topic 25's
@@ -12,15 +13,18 @@ before, inputs and the upstream gradient excluded, the forward's kept arrays inc
 Also the wall time of each (one run) and the largest difference between the two outputs.
 
 checkpointing: a GPT (``dlfs.transformer.gpt``, float32, L = 6 blocks, D = 128, 4 heads,
-B = 4, T = 256, vocabulary 65, no dropout) one forward + backward with the first n blocks
+B = 4, T = 256, vocabulary 65, no dropout, random weights; with ``--checkpoint``, the trained
+model of a Milestone 30 training checkpoint instead — the ``full`` preset's 4 blocks, D = 128,
+4 heads, T = 128 — at the preset's batch, B = 16) one forward + backward with the first n blocks
 checkpointed (``dlfs.transformer.checkpointing.checkpoint_blocks``), n = 0 … L: the peak
 traced memory of forward + backward (parameters and their gradient arrays excluded: a warm-up
 step creates them first) and the median wall and CPU time (``time.process_time``) of 3 runs
 without tracemalloc, with one BLAS thread (CPU time is then steady on a shared machine, where wall time is not; with several
 threads, waiting BLAS threads spin and count as CPU time). The gradients are compared with n = 0 (bit for bit).
 
-Writes ``results/topic-32/attention_memory.json`` / ``.png`` and
-``results/topic-32/checkpointing.json`` / ``.png``.
+Writes ``attention_memory.json`` / ``.png`` and ``checkpointing.json`` / ``.png`` to
+``<workspace>/results/topic-32/``, with ``--record`` to the project's ``results/topic-32/``, with
+``--out DIR`` to DIR.
 
 ``BENCHMARKS`` (run by ``python -m benchmarks.run flash``): the tiled causal forward + backward
 against ``torch.nn.functional.scaled_dot_product_attention`` at B = 1, H = 4, T = 1024, d = 64,
@@ -29,8 +33,9 @@ float32 (median of 5 after 1 warm-up each).
 
 from __future__ import annotations
 
-import argparse
+import os
 import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -42,7 +47,7 @@ from dlfs.attention.flash import flash_attention_backward, flash_attention_forwa
 from dlfs.attention.scaled_dot_product import attention_backward, attention_forward, attention_mask
 from dlfs.io import atomic_write_json
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "topic-32"
+RESULTS = "topic-32"        # results/topic-32/ (see dlfs.experiments.common)
 MiB = 2 ** 20
 
 
@@ -117,12 +122,17 @@ def flash_step(T: int = 1024, *, H: int = 4, d: int = 64, block: int = 128, repe
 BENCHMARKS = [flash_step]
 
 
-def checkpointing_memory(*, n_layer: int = 6, B: int = 4, T: int = 256, repeats: int = 3) -> dict:
+def checkpointing_memory(*, n_layer: int = 6, B: int = 4, T: int = 256, repeats: int = 3, model=None) -> dict:
+    """``model``: a GPT to measure (its own n_layer and block_size T then apply), else a random
+    one of ``n_layer`` blocks and context ``T``."""
     from dlfs.transformer.checkpointing import checkpoint_blocks
     from dlfs.transformer.gpt import GPT, GPTConfig
 
-    cfg = GPTConfig(vocab_size=65, block_size=T, n_layer=n_layer, n_head=4, n_embd=128)
-    model = GPT(cfg, rng=0)
+    if model is None:
+        model = GPT(GPTConfig(vocab_size=65, block_size=T, n_layer=n_layer, n_head=4, n_embd=128), rng=0)
+    model.eval()                                                 # no dropout masks either way
+    cfg = model.config
+    n_layer, T = cfg.n_layer, cfg.block_size
     idx = np.random.default_rng(1).integers(0, 65, (B, T))
     dlogits = np.random.default_rng(2).standard_normal((B, T, 65), dtype=np.float32) / (B * T)
 
@@ -196,9 +206,15 @@ def plot_checkpointing(record: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dlfs.experiments import common
+
+    parser = common.parser("benchmarks.bench_flash", __doc__.split("\n\n")[0], RESULTS)
     parser.add_argument("what", nargs="*", metavar="attention|checkpointing")
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpointing: a Milestone 30 training checkpoint (its trained GPT, at the "
+                             "preset's batch)")
+    parser.add_argument("--preset", default="full", help="the Milestone 30 preset of --checkpoint (default full)")
     args = parser.parse_args(argv)
     chosen = args.what or ["attention", "checkpointing"]
     unknown = sorted(set(chosen) - {"attention", "checkpointing"})
@@ -212,15 +228,33 @@ def main(argv: list[str] | None = None) -> None:
                   f"tiled {r['flash_peak_bytes'] / MiB:7.2f} MiB {r['flash_seconds']:6.2f} s   "
                   f"max |diff| {r['max_abs_difference']:.1e}", flush=True)
             rows.append(r)
-        atomic_write_json(RESULTS / "attention_memory.json", {**_header(), "rows": rows})
-        plot_attention(rows, RESULTS / "attention_memory.png")
+        out = common.output_dir(args)
+        atomic_write_json(out / "attention_memory.json", {**_header(), "rows": rows})
+        plot_attention(rows, out / "attention_memory.png")
     if "checkpointing" in chosen:
         from threadpoolctl import threadpool_limits
+
+        from benchmarks.bench_kv_cache import milestone_model
+        load_start = [round(x, 2) for x in os.getloadavg()]
+        wall0 = time.perf_counter()
+        extra = {"weights": "random (seed 0)"}
+        if args.checkpoint is not None:
+            from dlfs.milestones.mini_gpt import PRESETS
+            extra = {"weights": str(args.checkpoint), "preset": args.preset}
+            model = milestone_model(args.checkpoint, args.preset)
         with threadpool_limits(1):
-            record = checkpointing_memory()
-        record["blas_threads"] = 1
-        atomic_write_json(RESULTS / "checkpointing.json", {**_header(), **record})
-        plot_checkpointing(record, RESULTS / "checkpointing.png")
+            if args.checkpoint is not None:
+                record = checkpointing_memory(model=model, B=PRESETS[args.preset].train.batch_size)
+            else:
+                record = checkpointing_memory()
+        record.update(extra, blas_threads=1,
+                      command="python -m benchmarks.bench_flash " + " ".join(sys.argv[1:] if argv is None else argv),
+                      load_average={"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+                      wall_time_s=round(time.perf_counter() - wall0, 1))
+        out = common.output_dir(args)
+        atomic_write_json(out / "checkpointing.json", {**_header(), **record})
+        plot_checkpointing(record, out / "checkpointing.png")
+        print(f"wrote {out / 'checkpointing.json'}")
 
 
 if __name__ == "__main__":
