@@ -59,16 +59,17 @@ def train_single(job: dict) -> dict:
     from dlfs.nn.losses import cross_entropy
 
     model, opt = _job_model(job)
-    losses, times = [], []
+    losses, times, cpu = [], [], []
     for batch in job["batches"]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.zero_grad()
         loss, dlogits = cross_entropy(model.forward(batch[:, :-1]), batch[:, 1:])
         model.backward(dlogits)
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         losses.append(float(loss))
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times}
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu}
 
 
 def train_rank(comm, job: dict) -> dict:
@@ -81,25 +82,35 @@ def train_rank(comm, job: dict) -> dict:
 
     model, opt = _job_model(job)
     loss_fn = partial(cross_entropy, reduction="sum")
-    losses, times = [], []
+    losses, times, cpu = [], [], []
     for batch in job["batches"]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(data_parallel_step(model, loss_fn, batch[:, :-1], batch[:, 1:], opt, comm))
         times.append(time.perf_counter() - t0)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times}
+        cpu.append(time.process_time() - c0)
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu}
 
 
-def run_summary(runs: list[dict], reference: dict, tokens_per_step: int) -> dict:
-    """Largest parameter and loss difference of rank 0's run from the reference, and the
-    throughput: tokens per second of the median step (a step ends with its slowest rank; the
-    first step is left out)."""
-    steps = np.max(np.array([r["step_seconds"] for r in runs]), axis=0)
-    timed = steps[1:] if len(steps) > 1 else steps
+def run_summary(rounds: list[list[dict]], reference: dict, tokens_per_step: int) -> dict:
+    """Of one or more rounds of the same run (each a list of every rank's record): the largest
+    parameter and loss difference of rank 0 from the reference, and the throughput — tokens per
+    second of the median step over the rounds (a step ends with its slowest rank; the first step
+    of each round is left out), and the median CPU time of a step on the busiest rank (steadier
+    than wall time on a shared machine: it leaves out the time a rank waits for a core)."""
+    steps, cpu, diffs, loss_diffs = [], [], [], []
     ref = reference["params"]
-    return {"max_abs_param_difference": max(float(np.max(np.abs(runs[0]["params"][k] - ref[k]))) for k in ref),
-            "max_abs_loss_difference": float(np.max(np.abs(np.subtract(runs[0]["losses"], reference["losses"])))),
-            "median_step_s": round(float(np.median(timed)), 4),
-            "tokens_per_s": round(tokens_per_step / float(np.median(timed)), 1)}
+    for runs in rounds:
+        s = np.max(np.array([r["step_seconds"] for r in runs]), axis=0)
+        c = np.max(np.array([r["step_cpu_seconds"] for r in runs]), axis=0)
+        steps.extend(s[1:] if len(s) > 1 else s)
+        cpu.extend(c[1:] if len(c) > 1 else c)
+        diffs.append(max(float(np.max(np.abs(runs[0]["params"][k] - ref[k]))) for k in ref))
+        loss_diffs.append(float(np.max(np.abs(np.subtract(runs[0]["losses"], reference["losses"])))))
+    median = float(np.median(steps))
+    return {"max_abs_param_difference": max(diffs), "max_abs_loss_difference": max(loss_diffs),
+            "rounds": len(rounds), "median_step_s": round(median, 4),
+            "tokens_per_s": round(tokens_per_step / median, 1),
+            "median_step_cpu_s": round(float(np.median(cpu)), 4)}
 
 
 def run_processes(job: dict, world: int) -> list[dict]:
@@ -193,7 +204,7 @@ def mpi_main(argv: list[str] | None = None) -> int:
         job = load_job(args.job) if args.job else checkpoint_job(args)
     job = comm.comm.bcast(job, root=0)
     run = train_rank(comm, job)
-    times = comm.comm.gather({"losses": run["losses"], "step_seconds": run["step_seconds"]}, root=0)
+    times = comm.comm.gather({k: run[k] for k in ("losses", "step_seconds", "step_cpu_seconds")}, root=0)
     if comm.rank != 0:
         return 0
     if args.out is not None:
@@ -203,7 +214,7 @@ def mpi_main(argv: list[str] | None = None) -> int:
         B, T1 = job["batches"].shape[1:]
         runs = [{"params": run["params"] if r == 0 else {}, **t} for r, t in enumerate(times)]
         reference = train_single(job) if args.check else {"params": run["params"], "losses": run["losses"]}
-        summary = run_summary(runs, reference, B * (T1 - 1))
+        summary = run_summary([runs], reference, B * (T1 - 1))
         if not args.check:
             summary = {k: v for k, v in summary.items() if not k.startswith("max_abs")}
         print(json.dumps({"ranks": comm.world_size, "steps": len(run["losses"]), "global_batch": [int(B), int(T1 - 1)],
