@@ -3,14 +3,18 @@ against the same layer in PyTorch CPU, on the activations the network really see
 
     python -m benchmarks.profile_layers airbench-45min        # or resnet9, airbench-2h, ...
     python -m benchmarks.profile_layers resnet9 --batch 256 --repeats 5
+    python -m benchmarks.profile_layers airbench-45min --threads 1   # CPU time, one thread each
 
 Every leaf layer of the network (through ``Sequential`` and ``Residual``) is run on its
 real input: a random batch goes through the network once to collect each layer's input and
 output gradient. Then, for each layer, our forward and backward and the same module in
 PyTorch (built from the layer's own weights and settings) are timed alternately, ``repeats``
 times after one warm-up, and the medians are reported. A residual add shows as its own row.
-The table ends with the sum of the rows and the whole step timed end to end (which also
-contains the loss, the optimiser and the glue between layers).
+The table ends with the sum of the rows.
+
+``--threads 1`` runs both sides on one thread and measures CPU time instead of wall time:
+on a machine shared with other work, the CPU time of a one-thread run is not inflated by the
+other processes, so the ratios stay meaningful (they are one-core ratios).
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ def leaves(layer, out: list | None = None) -> list:
         out.append(("residual-in", layer))
         leaves(layer.body, out)
         out.append(("residual-add", layer))
-    elif hasattr(layer, "net") and hasattr(layer, "whiten"):          # AirbenchNet
-        out.append(layer.whiten)
+    elif isinstance(getattr(layer, "net", None), Sequential):         # ResNet9, AirbenchNet
+        if hasattr(layer, "whiten"):
+            out.append(layer.whiten)
         leaves(layer.net, out)
     else:
         out.append(layer)
@@ -80,12 +85,16 @@ def torch_twin(torch, layer):
     return None
 
 
+clock = time.perf_counter          # time.process_time with --threads 1
+threads: int | None = None         # torch's thread count when set (--threads)
+
+
 def _median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return 1e3 * statistics.median(times)
 
 
@@ -94,6 +103,8 @@ def profile(model, batch: int, repeats: int = 5, seed: int = 0) -> list[dict]:
     from dlfs.nn.losses import CrossEntropyLoss
 
     torch = try_torch()
+    if torch and threads:
+        torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, batch)
@@ -106,6 +117,7 @@ def profile(model, batch: int, repeats: int = 5, seed: int = 0) -> list[dict]:
         if isinstance(item, tuple):
             if item[0] == "residual-in":
                 skip.append(a)
+                inputs.append(None)
             else:
                 inputs.append((a, skip[-1]))
                 a = a + skip.pop()
@@ -153,20 +165,20 @@ def profile(model, batch: int, repeats: int = 5, seed: int = 0) -> list[dict]:
             ty = twin(tx)
             ty.backward(tg)
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = clock()
             item.forward(xin)
-            t1 = time.perf_counter()
+            t1 = clock()
             item.backward(g)
-            t2 = time.perf_counter()
+            t2 = clock()
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             if twin is not None:
                 tx.grad = None
-                t0 = time.perf_counter()
+                t0 = clock()
                 ty = twin(tx)
-                t1 = time.perf_counter()
+                t1 = clock()
                 ty.backward(tg)
-                t2 = time.perf_counter()
+                t2 = clock()
                 tf.append(t1 - t0)
                 tb.append(t2 - t1)
         row["fwd_ms"] = 1e3 * statistics.median(fwd)
@@ -210,12 +222,26 @@ def main(argv=None) -> None:
     ap.add_argument("preset", help="a Milestone 17 preset whose network to profile (e.g. resnet9, airbench-45min)")
     ap.add_argument("--batch", type=int, default=None, help="batch size (default: the preset's)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both sides (1: CPU time of one thread; default: all cores, wall time)")
     args = ap.parse_args(argv)
+    if args.threads:
+        global clock, threads
+        import os
+
+        threads = args.threads
+        os.environ["DLFS_NUM_THREADS"] = str(args.threads)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        if args.threads == 1:
+            clock = time.process_time
     from dlfs.milestones.cifar_resnet import PRESETS
 
     batch = args.batch or PRESETS[args.preset].train.batch_size
     rows = profile(build(args.preset), batch, args.repeats)
-    print(f"{args.preset}, batch {batch}, median of {args.repeats}")
+    kind = "one thread, CPU time" if clock is time.process_time else f"{args.threads or 'all'} threads, wall time"
+    print(f"{args.preset}, batch {batch}, median of {args.repeats} ({kind})")
     print(table(rows))
 
 
