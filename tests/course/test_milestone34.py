@@ -115,6 +115,19 @@ def test_inexact_cached_logits_fail_the_kv_cache_row(text, no_mpi, monkeypatch):
     assert "FAILED: KV cache" in out
 
 
+def test_an_mpi_run_that_breaks_fails_the_mpi_row_only(text, monkeypatch):
+    def broken(job, world, folder, timeout=900):
+        raise RuntimeError(f"mpiexec -n {world} failed (1): no such host")
+
+    monkeypatch.setattr(dp, "mpi_unavailable", lambda: "")
+    monkeypatch.setattr(dp, "run_mpi", broken)
+    result, rec, out = smoke()
+    rows = {r["check"]: r for r in rec["details"]["rows"]}
+    assert rows["Distributed: ring"]["status"] == "passed" and rows["Distributed: MPI"]["status"] == "FAILED", out
+    assert "no such host" in rows["Distributed: MPI"]["measured"] and rec["details"]["failed_rows"] == ["Distributed: MPI"]
+    assert not result.passed and "Milestone 34 FAILED: Distributed: MPI" in out
+
+
 @pytest.mark.skipif(dp.mpi_unavailable() != "", reason=dp.mpi_unavailable() or "MPI present")
 def test_mpi_ranks_train_the_gpt_as_one_process(text):
     from dlfs.transformer.gpt import GPT

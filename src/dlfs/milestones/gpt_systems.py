@@ -47,6 +47,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -240,10 +241,10 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def val_windows(ds, T: int, count: int, extra: int = 0) -> np.ndarray:
-    """``count`` evenly spread validation windows of T + extra ids: (count, T + extra)."""
-    starts = np.linspace(0, len(ds.val) - T - extra - 1, count).round().astype(np.int64)
-    return ds.val[starts[:, None] + np.arange(T + extra)]
+def val_windows(ds, T: int, count: int) -> np.ndarray:
+    """``count`` evenly spread windows of T ids of the validation split: (count, T)."""
+    starts = np.linspace(0, len(ds.val) - T - 1, count).round().astype(np.int64)
+    return ds.val[starts[:, None] + np.arange(T)]
 
 
 # -- 1. KV cache ----------------------------------------------------------------------------------
@@ -447,16 +448,24 @@ def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], Non
     rounds = {name: [] for name in launch}
     seconds = dict.fromkeys(launch, 0.0)
     loads = {name: [] for name in launch}
+    mpi_error = ""
     with tmp:
         for r in range(cfg.dist_rounds):
             for name in (list(launch) if r % 2 == 0 else list(launch)[::-1]):
+                if name.startswith("mpi") and mpi_error:
+                    continue
                 t1 = time.perf_counter()
                 loads[name].append(round(os.getloadavg()[0], 2))
-                rounds[name].append(launch[name]())
+                try:
+                    rounds[name].append(launch[name]())
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    if not name.startswith("mpi"):
+                        raise
+                    mpi_error = f"{type(exc).__name__}: {exc}"
                 seconds[name] += time.perf_counter() - t1
     reference = rounds["single_process"][0][0]
     figures = {name: {**dp.run_summary(runs, reference, tokens), "load_average_1min": loads[name]}
-               for name, runs in rounds.items()}
+               for name, runs in rounds.items() if not (name.startswith("mpi") and mpi_error)}
     one, ring = figures["single_process"], figures[f"ring_{world}_processes"]
     log(f"  one process {one['tokens_per_s']:,.0f} tokens/s; ring over {world} processes "
         f"{ring['tokens_per_s']:,.0f} tokens/s, parameters within {ring['max_abs_param_difference']:.1e}")
@@ -471,6 +480,10 @@ def distributed_rows(model, ds, cfg: Config, seed: int, log: Callable[[str], Non
     if reason:
         rows.append(Row("Distributed: MPI", "—", f"≤ {cfg.dist_tolerance:g}", f"skipped: {reason}",
                         {"reason": reason}, 0.0))
+        return rows
+    if mpi_error:
+        rows.append(Row("Distributed: MPI", f"did not run: {mpi_error[:300]}", f"≤ {cfg.dist_tolerance:g}",
+                        "FAILED", {"error": mpi_error}, seconds["mpi_1"] + seconds[f"mpi_{world}"]))
         return rows
     m1, mn = figures["mpi_1"], figures[f"mpi_{world}"]
     worst = max(m1["max_abs_param_difference"], mn["max_abs_param_difference"])
