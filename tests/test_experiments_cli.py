@@ -40,8 +40,8 @@ def test_a_missing_dataset_is_one_message_and_its_exit_code(capsys):
 
 
 @pytest.mark.parametrize("module", ["attention_vs_length", "char_lm", "length_extrapolation", "moe_vs_dense",
-                                    "plain_vs_residual", "selective_copying", "speculative", "vanishing_gradients",
-                                    "word2vec_vs_gensim"])
+                                    "plain_vs_residual", "selective_copying", "speculative", "ssm_numerics",
+                                    "vanishing_gradients", "word2vec_vs_gensim"])
 def test_every_experiment_offers_record_and_defaults_to_the_workspace(module, capsys):
     import importlib
 
