@@ -137,6 +137,30 @@ def _state_bytes(opt) -> int:
     return opt.state_bytes() if hasattr(opt, "state_bytes") else optimizer_state_bytes(opt)
 
 
+def timed_steps(model, opt, batches, comm=None, micro_batches: int = 1) -> dict:
+    """The training loop of every data-parallel run: for each (x, y) global batch, one step —
+    with ``comm`` None the plain step (mean cross-entropy of the whole batch, backward, ``opt``),
+    else Topic 34's ``data_parallel_step`` on this rank's share. Returns {"params" (the final
+    state dict), "losses", "step_seconds", "step_cpu_seconds"} (wall and CPU time of each step)."""
+    from dlfs.distributed.data_parallel import data_parallel_step
+
+    loss_fn = partial(cross_entropy, reduction="sum")
+    losses, times, cpu = [], [], []
+    for x, y in batches:
+        t0, c0 = time.perf_counter(), time.process_time()
+        if comm is None:
+            model.zero_grad()
+            loss, dlogits = cross_entropy(model.forward(x), y)
+            model.backward(dlogits)
+            opt.step()
+        else:
+            loss = data_parallel_step(model, loss_fn, x, y, opt, comm, micro_batches=micro_batches)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        losses.append(float(loss))
+    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu}
+
+
 def train_single(cfg: TrainConfig | dict) -> dict:
     """The reference: one process, the whole global batch, mean cross-entropy, one step per
     batch (``cfg.micro_batches`` and the ZeRO option do not apply). Returns the run record."""
@@ -144,41 +168,20 @@ def train_single(cfg: TrainConfig | dict) -> dict:
     if cfg.optimizer == "zero":
         cfg = TrainConfig(**{**asdict(cfg), "optimizer": "adamw"})
     model = build_model(cfg)
-    params = model.parameters()
-    opt = make_optimizer(cfg, params)
-    losses, times, cpu = [], [], []
-    for step in range(cfg.steps):
-        x, y = global_batch(cfg, step)
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.zero_grad()
-        loss, dlogits = cross_entropy(model.forward(x), y)
-        model.backward(dlogits)
-        opt.step()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        losses.append(loss)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu,
-            "state_bytes": [_state_bytes(opt)], "bytes_sent": [0]}
+    opt = make_optimizer(cfg, model.parameters())
+    run = timed_steps(model, opt, (global_batch(cfg, step) for step in range(cfg.steps)))
+    return {**run, "state_bytes": [_state_bytes(opt)], "bytes_sent": [0]}
 
 
 def train_rank(comm, cfg: TrainConfig | dict) -> dict:
     """One rank's data-parallel run (a rank program: ``ProcessGroup.run(train_rank, (cfg,))``
     or under mpiexec). Returns the run record; ``params`` is this rank's final state dict."""
-    from dlfs.distributed.data_parallel import data_parallel_step
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig(**cfg)
     model = build_model(cfg)
-    params = model.parameters()
-    opt = make_optimizer(cfg, params, comm)
-    loss_fn = partial(cross_entropy, reduction="sum")
-    losses, times, cpu = [], [], []
-    for step in range(cfg.steps):
-        x, y = global_batch(cfg, step)
-        t0, c0 = time.perf_counter(), time.process_time()
-        losses.append(data_parallel_step(model, loss_fn, x, y, opt, comm, micro_batches=cfg.micro_batches))
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu,
-            "state_bytes": [_state_bytes(opt)], "bytes_sent": [comm.bytes_sent]}
+    opt = make_optimizer(cfg, model.parameters(), comm)
+    run = timed_steps(model, opt, (global_batch(cfg, step) for step in range(cfg.steps)), comm,
+                      cfg.micro_batches)
+    return {**run, "state_bytes": [_state_bytes(opt)], "bytes_sent": [comm.bytes_sent]}
 
 
 def summarize(cfg: TrainConfig, runs: list[dict], backend: str, world_size: int) -> dict:

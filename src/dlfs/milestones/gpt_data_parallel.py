@@ -25,7 +25,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -55,40 +54,20 @@ def _job_model(job: dict):
 
 def train_single(job: dict) -> dict:
     """The reference: one process, the whole global batch, the mean cross-entropy, one AdamW step
-    per batch. Returns {"params", "losses", "step_seconds"}."""
-    from dlfs.nn.losses import cross_entropy
+    per batch (Topic 34's ``timed_steps``). Returns {"params", "losses", "step_seconds", ...}."""
+    from dlfs.distributed.train import timed_steps
 
     model, opt = _job_model(job)
-    losses, times, cpu = [], [], []
-    for batch in job["batches"]:
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.zero_grad()
-        loss, dlogits = cross_entropy(model.forward(batch[:, :-1]), batch[:, 1:])
-        model.backward(dlogits)
-        opt.step()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        losses.append(float(loss))
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu}
+    return timed_steps(model, opt, ((b[:, :-1], b[:, 1:]) for b in job["batches"]))
 
 
 def train_rank(comm, job: dict) -> dict:
     """A rank program (``ProcessGroup.run`` or under mpiexec): Topic 34's ``data_parallel_step``
-    on every global batch. Returns this rank's {"params", "losses", "step_seconds"}."""
-    from functools import partial
-
-    from dlfs.distributed.data_parallel import data_parallel_step
-    from dlfs.nn.losses import cross_entropy
+    on every global batch. Returns this rank's {"params", "losses", "step_seconds", ...}."""
+    from dlfs.distributed.train import timed_steps
 
     model, opt = _job_model(job)
-    loss_fn = partial(cross_entropy, reduction="sum")
-    losses, times, cpu = [], [], []
-    for batch in job["batches"]:
-        t0, c0 = time.perf_counter(), time.process_time()
-        losses.append(data_parallel_step(model, loss_fn, batch[:, :-1], batch[:, 1:], opt, comm))
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {"params": model.state_dict(), "losses": losses, "step_seconds": times, "step_cpu_seconds": cpu}
+    return timed_steps(model, opt, ((b[:, :-1], b[:, 1:]) for b in job["batches"]), comm)
 
 
 def run_summary(rounds: list[list[dict]], reference: dict, tokens_per_step: int) -> dict:
