@@ -103,4 +103,37 @@ def resnet9_step(batch: int = 128):
                           torch_resnet9, batch, macs)
 
 
-BENCHMARKS = [resnet20_step, resnet9_step]
+def torch_airbench(torch, widths=(32, 128, 128), num_classes=10, gelu="tanh"):
+    """``dlfs.conv.airbench.AirbenchNet`` in PyTorch (the tests of AirbenchNet compare the two)."""
+    nn = torch.nn
+
+    def group(c_in, c_out):
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out),
+                nn.GELU(approximate=gelu), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out), nn.GELU(approximate=gelu)]
+
+    class Scale(nn.Module):
+        def forward(self, x):
+            return x / 9
+
+    w1, w2, w3 = widths
+    return nn.Sequential(nn.Conv2d(3, 24, 2), nn.GELU(approximate=gelu), *group(24, w1), *group(w1, w2),
+                         *group(w2, w3), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(w3, num_classes, bias=False),
+                         Scale())
+
+
+def airbench_step(batch: int = 512, widths=(32, 128, 128)):
+    """The training step of the airbench network (Milestone 17's airbench-45min widths; the
+    whitening filters are frozen in ours and trained in torch's, a 1.7 k-parameter difference)."""
+    from dlfs.conv.airbench import AirbenchNet
+
+    w1, w2, w3 = widths
+    # forward multiply-adds per 32x32 image: whitening 2x2 3->24 @31^2, then per block a 3x3 conv
+    # at the block's input size and one at half of it (31 -> 15 -> 7 -> 3)
+    macs = (31 * 31 * 3 * 4 * 24 + 9 * (31 * 31 * 24 * w1 + 15 * 15 * w1 * w1 + 15 * 15 * w1 * w2
+                                        + 7 * 7 * w2 * w2 + 7 * 7 * w2 * w3 + 3 * 3 * w3 * w3) + w3 * 10)
+    return _sgd_step_pair(f"airbench {widths} training step, batch {batch}", AirbenchNet(widths, rng=0),
+                          lambda torch: torch_airbench(torch, widths), batch, macs)
+
+
+BENCHMARKS = [resnet20_step, resnet9_step, airbench_step]

@@ -101,3 +101,20 @@ def test_the_matmul_benchmark_takes_the_best_of_several_calls_up_to_4096(monkeyp
     assert sizes == [1024, 2048, 4096], f"matmul sizes: {sizes}"
     assert all(kw["stat"] == "best" and kw["repeats"] >= 3 for _, kw in seen), seen
     assert harness.STATS["best"]([3.0, 1.0, 2.0]) == 1.0
+
+
+def test_the_torch_airbench_twin_has_our_layers_and_parameter_count():
+    from torch_oracle import torch_or_skip
+
+    torch = torch_or_skip()
+    from benchmarks.bench_resnet import torch_airbench
+    from dlfs.conv.airbench import AirbenchNet
+
+    ours = AirbenchNet((8, 16, 16), rng=0)
+    theirs = torch_airbench(torch, (8, 16, 16))
+    frozen = ours.whiten_W.size                     # trained in torch's, a buffer in ours
+    n_theirs = sum(p.numel() for p in theirs.parameters())
+    assert n_theirs == ours.num_parameters() + frozen, \
+        f"expected {ours.num_parameters()} + {frozen} parameters in the torch twin, got {n_theirs}"
+    out = theirs(torch.zeros(2, 3, 32, 32))
+    assert tuple(out.shape) == (2, 10), f"expected logits (2, 10), got {tuple(out.shape)}"
