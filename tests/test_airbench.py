@@ -136,7 +136,8 @@ def test_forward_shapes_and_the_frozen_filters_survive_state_dict_and_training()
 def test_parameter_gradients_match_finite_differences(train):
     # every parameter of the network; dx is checked against PyTorch below (in a network this
     # deep many entries of dx are ~1e-8, where central differences are all rounding error)
-    model = AirbenchNet((3, 4, 5), num_classes=4, rng=0, dtype=np.float64, image_size=16)
+    model = AirbenchNet((3, 4, 5), num_classes=4, rng=0, dtype=np.float64, image_size=16,
+                        dirac=False)   # a dirac filter's centre tap has a near-zero gradient under BN
     randomize_batchnorm(model, seed=1)
     x = np.random.default_rng(2).standard_normal((4, 3, 16, 16))
     errors = check_layer(model, x, train=train, seed=3, grad_inputs=[]).errors
@@ -146,7 +147,7 @@ def test_parameter_gradients_match_finite_differences(train):
 @pytest.mark.parametrize("gelu", ["tanh", "none"])
 @pytest.mark.parametrize("train", [True, False])
 def test_a_conv_group_matches_finite_differences(train, gelu):
-    group = Sequential(*conv_group(3, 4, np.random.default_rng(0), np.float64, gelu))
+    group = Sequential(*conv_group(3, 4, np.random.default_rng(0), np.float64, gelu, dirac=False))
     randomize_batchnorm(group, seed=1)
     # step 1e-5: at 1e-6 the rounding of the batch statistics alone reaches a relative 2e-6
     check_layer(group, np.random.default_rng(2).standard_normal((6, 3, 6, 6)), train=train, seed=3, h=1e-5)
@@ -402,3 +403,24 @@ def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp
     assert d["model"] == "airbench network widths (2, 4, 4)" and "translate" in d["evaluation"], d
     assert "lookahead every 2 steps" in d["recipe"]["optimizer"], d["recipe"]
     assert np.trace(np.array(d["confusion_matrix"])) == round(result.value * 20)
+
+
+def test_dirac_initialisation_makes_the_first_filters_copy_their_inputs():
+    from dlfs.conv.airbench import dirac_
+    from dlfs.conv.im2col import Conv2d
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5))
+    for c_in, c_out in ((3, 5), (3, 2)):
+        conv = dirac_(Conv2d(c_in, c_out, 3, padding=1, bias=False, rng=1, dtype=np.float64))
+        n = min(c_in, c_out)
+        y = conv.forward(x[:, :c_in])
+        assert np.array_equal(y[:, :n], x[:, :n]), f"the first {n} outputs must equal the inputs ({c_in}->{c_out})"
+        if c_out > n:
+            assert np.any(conv.W.data[n:] != 0), "the remaining filters keep their random values"
+    with pytest.raises(ValueError, match="odd kernel"):
+        dirac_(Conv2d(3, 3, 2, rng=0))
+    net = AirbenchNet((4, 8, 8), rng=0)
+    first = net.net.layers[1].W.data                      # block 1's first convolution, 24 -> 4
+    assert np.array_equal(first[:, :4, 1, 1], np.eye(4, dtype=first.dtype)), "AirbenchNet is dirac-initialised"
+    plain = AirbenchNet((4, 8, 8), rng=0, dirac=False).net.layers[1].W.data
+    assert not np.array_equal(plain[:, :4, 1, 1], np.eye(4, dtype=first.dtype)), "dirac=False keeps He init"

@@ -12,7 +12,9 @@ The 3×3 convolutions have padding 1 and no bias; pooling comes before BatchNorm
 (a quarter of their work). The GELUs are the tanh form by default (``gelu="tanh"``; airbench
 uses the exact one, ``gelu="none"``): the two differ by less than 5e-4 and, without an
 ``erf`` in NumPy, the tanh form costs a fifth as much. The convolutions and poolings are
-Topic 12's and 13's layers with the batched kernels of ``dlfs.conv.fast``. The whitening layer's filters are set from the training images by
+Topic 12's and 13's layers with the batched kernels of ``dlfs.conv.fast``. As in airbench,
+the 3×3 convolutions start as partly the identity (``dirac=True``, :func:`dirac_`): their
+first filters copy their input channels, an implicit residual connection at initialisation. The whitening layer's filters are set from the training images by
 ``dlfs.train.whitening.init_whitening`` and are not trained: they are a buffer of the network
 (saved in ``state_dict`` as ``whiten_W``), not among its ``parameters()``; its bias is
 trained. airbench's own network is widths (64, 256, 256).
@@ -33,25 +35,44 @@ from dlfs.nn.batchnorm import BatchNorm2d
 from dlfs.nn.layers import Flatten, Layer, Linear, Sequential
 
 
+def dirac_(conv: Conv2d) -> Conv2d:
+    """Make the first min(C_out, C_in) filters of a k×k convolution (k odd) the identity: filter
+    i has a 1 at the centre of input channel i and zeros elsewhere, so at initialisation those
+    outputs copy their inputs — an implicit residual connection (airbench's dirac
+    initialisation). The other filters keep their random values. Returns ``conv``."""
+    W = conv.W.data
+    c_out, c_in, kh, kw = W.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"dirac_ needs an odd kernel size, got {kh}x{kw}")
+    n = min(c_out, c_in)
+    W[:n] = 0
+    W[np.arange(n), np.arange(n), kh // 2, kw // 2] = 1
+    return conv
+
+
 def conv_group(c_in: int, c_out: int, rng: np.random.Generator, dtype,
-               gelu: str = "tanh") -> list[Layer]:
+               gelu: str = "tanh", dirac: bool = True) -> list[Layer]:
     """[Conv 3×3, MaxPool2d(2), BN, GELU, Conv 3×3, BN, GELU]: (N, c_in, s, s) -> (N, c_out, s//2, s//2).
-    ``gelu``: the GELU's ``approximate`` ("tanh" or "none")."""
-    return [Conv2d(c_in, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype), MaxPool2d(2),
-            BatchNorm2d(c_out, dtype=dtype), GELU(gelu),
-            Conv2d(c_out, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype),
-            BatchNorm2d(c_out, dtype=dtype), GELU(gelu)]
+    ``gelu``: the GELU's ``approximate`` ("tanh" or "none"); ``dirac``: identity-initialise the
+    first filters of both convolutions (:func:`dirac_`)."""
+    convs = [Conv2d(c_in, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype),
+             Conv2d(c_out, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype)]
+    if dirac:
+        for conv in convs:
+            dirac_(conv)
+    return [convs[0], MaxPool2d(2), BatchNorm2d(c_out, dtype=dtype), GELU(gelu),
+            convs[1], BatchNorm2d(c_out, dtype=dtype), GELU(gelu)]
 
 
 class AirbenchNet(Layer):
-    """The airbench network with ``widths`` (w1, w2, w3), ``whiten_kernel`` k and GELU form
-    ``gelu`` (see the module docstring). Weights are drawn from ``rng`` layer by layer, in order; the whitening
+    """The airbench network with ``widths`` (w1, w2, w3), ``whiten_kernel`` k, GELU form
+    ``gelu`` and dirac initialisation ``dirac`` (see the module docstring). Weights are drawn from ``rng`` layer by layer, in order; the whitening
     filters start random too until ``init_whitening(model.whiten, x_train)`` sets them.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = 10,
                  in_channels: int = 3, whiten_kernel: int = 2, rng: np.random.Generator | int | None = None,
-                 dtype=np.float32, image_size: int = 32, gelu: str = "tanh"):
+                 dtype=np.float32, image_size: int = 32, gelu: str = "tanh", dirac: bool = True):
         if len(widths) != 3:
             raise ValueError(f"AirbenchNet has three blocks, got widths {tuple(widths)}")
         k, s = int(whiten_kernel), int(image_size) - int(whiten_kernel) + 1
@@ -67,8 +88,8 @@ class AirbenchNet(Layer):
         self.whiten = Conv2d(in_channels, whiten_width, k, bias=True, rng=rng, dtype=dtype)
         self.net = Sequential(
             GELU(gelu),
-            *conv_group(whiten_width, w1, rng, dtype, gelu), *conv_group(w1, w2, rng, dtype, gelu),
-            *conv_group(w2, w3, rng, dtype, gelu),
+            *conv_group(whiten_width, w1, rng, dtype, gelu, dirac),
+            *conv_group(w1, w2, rng, dtype, gelu, dirac), *conv_group(w2, w3, rng, dtype, gelu, dirac),
             MaxPool2d(s), Flatten(), Linear(w3, num_classes, bias=False, rng=rng, dtype=dtype),
             Scale(1 / 9),
         )
