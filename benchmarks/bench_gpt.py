@@ -188,6 +188,7 @@ def kernels(torch, B: int = 12, T: int = 64, D: int = 128, H: int = 4, V: int = 
 def main(argv: list[str]) -> list[BenchResult]:
     from threadpoolctl import threadpool_limits
 
+    from dlfs.parallel import limit_workers
     from dlfs.transformer.training import keep_freed_memory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,7 +202,7 @@ def main(argv: list[str]) -> list[BenchResult]:
     torch.set_num_threads(args.threads)
     keep_freed_memory()            # process-wide: both sides get the same allocator behaviour
     results = []
-    with threadpool_limits(args.threads, user_api="blas"):
+    with threadpool_limits(args.threads, user_api="blas"), limit_workers(args.threads):
         for _ in range(args.rounds):
             if args.only in (None, "step"):
                 for config in CONFIGS:
@@ -219,12 +220,13 @@ def one_thread_step(config: str) -> BenchResult:
     """The wall-time row of :func:`gpt_step` on one thread each (``python -m benchmarks.run gpt``)."""
     from threadpoolctl import threadpool_limits
 
+    from dlfs.parallel import limit_workers
     from dlfs.transformer.training import keep_freed_memory
 
     torch = try_torch()
     torch.set_num_threads(1)
     keep_freed_memory()
-    with threadpool_limits(1, user_api="blas"):
+    with threadpool_limits(1, user_api="blas"), limit_workers(1):
         wall, _ = gpt_step(torch, config)
     wall.name += ", 1 thread"
     return wall

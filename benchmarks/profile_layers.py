@@ -89,6 +89,26 @@ clock = time.perf_counter          # time.process_time with --threads 1
 threads: int | None = None         # torch's thread count when set (--threads)
 
 
+def label(layer) -> str:
+    """A short name for a table row: "conv 3×3 24→32", "max-pool 2", "BatchNorm2d(32)", ..."""
+    from dlfs.conv.im2col import Conv2d
+    from dlfs.conv.pooling import MaxPool2d
+    from dlfs.nn.activations import GELU
+    from dlfs.nn.batchnorm import BatchNorm2d
+
+    if isinstance(layer, Conv2d):
+        (kh, kw), s = layer.kernel_size, layer.stride
+        stride = f" stride {s[0]}" if s != (1, 1) else ""
+        return f"conv {kh}×{kw} {layer.in_channels}→{layer.out_channels}{stride}"
+    if isinstance(layer, MaxPool2d):
+        return f"max-pool {layer.kernel_size[0]}"
+    if isinstance(layer, GELU):
+        return f"GELU ({layer.approximate})"
+    if isinstance(layer, BatchNorm2d):
+        return f"BatchNorm2d({layer.num_features})"
+    return repr(layer).split("\n")[0]
+
+
 def _median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -156,7 +176,7 @@ def profile(model, batch: int, repeats: int = 5, seed: int = 0) -> list[dict]:
         xin, g = inputs[i], grads[i]
         item.forward(xin)
         item.backward(g)                                  # warm-up
-        row = {"layer": repr(item).split("\n")[0][:60], "shape": tuple(xin.shape)}
+        row = {"layer": label(item), "shape": tuple(xin.shape)}
         fwd, bwd, tf, tb = [], [], [], []
         twin = torch_twin(torch, item) if torch else None
         if twin is not None:

@@ -60,3 +60,21 @@ def test_in_chunks_on_threads_equals_one_call_bit_for_bit(monkeypatch, threads):
         assert np.array_equal(got, gelu(x, "tanh")), f"n={n}: blockwise GELU differs from one call"
         assert np.array_equal(in_chunks(gelu_backward, dy, x), gelu_backward(dy, x)), \
             f"n={n}: blockwise GELU backward differs from one call"
+
+
+def test_limit_workers_caps_the_workers_inside_the_block_only(monkeypatch):
+    monkeypatch.setenv("DLFS_NUM_THREADS", "3")
+    assert parallel.num_workers() == 3
+    seen = set()
+
+    def chunk(lo, hi):
+        import threading
+        seen.add(threading.get_ident())
+
+    with parallel.limit_workers(1):
+        assert parallel.num_workers() == 1, "inside limit_workers(1) there is one worker"
+        parallel.map_chunks(chunk, 8, 1)
+        assert seen == {__import__("threading").get_ident()}, "with one worker every chunk runs on the caller"
+        with parallel.limit_workers(5):
+            assert parallel.num_workers() == 3, "a limit never raises the configured count"
+    assert parallel.num_workers() == 3, "the limit ends with the block"

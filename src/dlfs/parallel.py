@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -33,8 +34,30 @@ _CPUS = os.cpu_count() or 1          # looked up once: num_workers() runs on eve
 CHUNK_BYTES = 4 * 2 ** 20            # aim for working arrays of about 4 MiB per chunk
 
 
+_limit: int | None = None            # set by limit_workers()
+
+
+@contextmanager
+def limit_workers(n: int):
+    """Within the block, :func:`map_chunks` uses at most ``n`` workers (1: everything runs on
+    the calling thread). For runs that promise a number of threads, such as the one-thread GPT
+    training of Milestone 30 and its benchmark."""
+    global _limit
+    old, _limit = _limit, max(1, int(n))
+    try:
+        yield
+    finally:
+        _limit = old
+
+
 def num_workers() -> int:
-    """Worker threads used by :func:`map_chunks`: ``$DLFS_NUM_THREADS`` or the CPU count."""
+    """Worker threads used by :func:`map_chunks`: ``$DLFS_NUM_THREADS`` or the CPU count, at most
+    the limit of an enclosing :func:`limit_workers`."""
+    n = _configured_workers()
+    return n if _limit is None else min(n, _limit)
+
+
+def _configured_workers() -> int:
     value = os.environ.get("DLFS_NUM_THREADS", "")
     try:
         n = int(value) if value.strip() else _CPUS
@@ -50,7 +73,7 @@ def _resources():
             from threadpoolctl import ThreadpoolController
 
             _controller = ThreadpoolController()
-            _pool = ThreadPoolExecutor(max_workers=num_workers(), thread_name_prefix="dlfs")
+            _pool = ThreadPoolExecutor(max_workers=_configured_workers(), thread_name_prefix="dlfs")
     return _pool, _controller
 
 

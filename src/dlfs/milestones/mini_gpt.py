@@ -14,7 +14,8 @@ length. The record also keeps the training curves, the tokens seen, a generated 
 measure of its coherence: of the words (maximal runs of letters, lower-cased) in 2,000
 characters generated from a fixed prompt, the fraction that occur in the training text.
 
-Matrix products run on ``DLFS_NUM_THREADS`` BLAS threads, 1 when it is not set: on the shared
+Matrix products (and the GELU's blocks, ``dlfs.parallel.limit_workers``) run on
+``DLFS_NUM_THREADS`` threads, 1 when it is not set: on the shared
 2-core machine this was measured, a GPT step with 2 OpenBLAS threads took 10× as long as with
 one (2.35 s against 204 ms, 4 layers of width 128, batch 12 × 64).
 """
@@ -115,6 +116,7 @@ def run(opts: RunOptions) -> Measurement:
     from threadpoolctl import threadpool_limits
 
     from dlfs.data.text import load_shakespeare
+    from dlfs.parallel import limit_workers
     from dlfs.train.recipe import read_checkpoint
     from dlfs.transformer.gpt import GPT
     from dlfs.transformer.sampling import generate
@@ -133,7 +135,7 @@ def run(opts: RunOptions) -> Measurement:
     opts.log(f"model: {model!r}; {ds.train.size:,} training and {ds.val.size:,} validation characters; "
              f"{p.train.max_steps:,} steps of {p.train.batch_size} × {p.model.block_size} tokens; "
              f"{threads} BLAS thread(s)")
-    with threadpool_limits(threads, user_api="blas"):
+    with threadpool_limits(threads, user_api="blas"), limit_workers(threads):
         history = fit(model, ds.train, ds.val, p.train, seed=opts.seed, checkpoint=ckpt, resume=opts.resume,
                       progress=opts.progress, log=opts.log, meta={"preset": opts.preset, "seed": opts.seed})
         val_loss = evaluate(model, ds.val, p.model.block_size)
@@ -223,6 +225,7 @@ def search_point(n_layer: int, n_embd: int, block_size: int, batch_size: int, st
     from threadpoolctl import threadpool_limits
 
     from dlfs.data.text import load_shakespeare
+    from dlfs.parallel import limit_workers
     from dlfs.transformer.gpt import GPT
     from dlfs.transformer.training import evaluate, fit
 
@@ -233,7 +236,7 @@ def search_point(n_layer: int, n_embd: int, block_size: int, batch_size: int, st
                             checkpoint_every=steps)
     model = GPT(model_cfg, rng=seed)
     wall, cpu = time.perf_counter(), time.process_time()
-    with threadpool_limits(1, user_api="blas"):
+    with threadpool_limits(1, user_api="blas"), limit_workers(1):
         history = fit(model, ds.train, ds.val, train_cfg, seed=seed, progress=False, log=log)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         val = evaluate(model, ds.val, block_size)
