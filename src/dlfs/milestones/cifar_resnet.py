@@ -115,25 +115,28 @@ PRESETS = {
                     1, (32, 64, 128), TrainConfig(epochs=11, warmup_epochs=0.5), target=0.80,
                     stem_stride=2),
 }
-# airbench (Jordan 2024): batch 512 with the learning rate scaled from 0.1 at 128, label
-# smoothing 0.2, lookahead every 5 steps whose weight ramps down to airbench's 1 - 0.95^5,
-# flip-and-translate TTA. Not measured yet.
-_AIRBENCH = {"batch_size": 512, "lr": 0.4, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.2,
+# airbench (Jordan 2024) at batch 512: its learning rate, momentum and weight decay converted to a
+# mean loss and coupled decay (lr 11.5 per 1024 examples at momentum 0.85 -> 0.75 here; decay
+# 0.0153 per 1024 -> 1.33e-3 x lr per step), label smoothing 0.2, lookahead every 5 steps whose
+# weight ramps down to airbench's 1 - 0.95^5, flip-and-translate TTA. On the (32, 64, 64)
+# network for 8 epochs these settings gave 84.12% (TTA; 82.92% plain) against 82.73% for lr 0.4,
+# momentum 0.9, decay 5e-4 (one run each, seed 0).
+_AIRBENCH = {"batch_size": 512, "lr": 0.75, "momentum": 0.85, "weight_decay": 1.33e-3, "label_smoothing": 0.2,
              "lookahead_every": 5, "lookahead_alpha": round(1 - 0.95 ** 5, 4)}
 PRESETS.update({
-    "airbench-15min": Preset("airbench network widths (32, 64, 64), 8 epochs, flip-and-translate "
+    "airbench-15min": Preset("airbench network widths (32, 64, 64), 9 epochs, flip-and-translate "
                              "TTA, a learner's run (not measured yet)",
-                             0, (32, 64, 64), TrainConfig(epochs=8, warmup_epochs=1, **_AIRBENCH),
+                             0, (32, 64, 64), TrainConfig(epochs=9, warmup_epochs=1, **_AIRBENCH),
                              target=0.85, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=15 * 60),
-    "airbench-45min": Preset("airbench network widths (32, 128, 128), 12 epochs, flip-and-translate "
+    "airbench-45min": Preset("airbench network widths (48, 192, 192), 10 epochs, flip-and-translate "
                              "TTA (not measured yet)",
-                             0, (32, 128, 128), TrainConfig(epochs=12, warmup_epochs=1, **_AIRBENCH),
+                             0, (48, 192, 192), TrainConfig(epochs=10, warmup_epochs=1, **_AIRBENCH),
                              target=0.90, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=45 * 60),
-    "airbench-2h": Preset("airbench's own network, widths (64, 256, 256), 10 epochs, "
+    "airbench-2h": Preset("airbench's own network, widths (64, 256, 256), 18 epochs, "
                           "flip-and-translate TTA (not measured yet)",
-                          0, (64, 256, 256), TrainConfig(epochs=10, warmup_epochs=1, **_AIRBENCH),
+                          0, (64, 256, 256), TrainConfig(epochs=18, warmup_epochs=1, **_AIRBENCH),
                           target=0.93, arch="airbench", flip_tta=True, translate_tta=1,
                           max_seconds=2 * 3600),
 })
