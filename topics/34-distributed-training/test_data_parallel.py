@@ -1,7 +1,7 @@
 """Topic 34 — data-parallel training over N processes equals one process on the combined
 batch; gradient accumulation equals the large batch."""
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -13,18 +13,7 @@ from dlfs.distributed.train import TrainConfig, build_model, global_batch, train
 from dlfs.nn.layers import Parameter
 from dlfs.nn.losses import cross_entropy
 from dlfs.testing import assert_close
-
-
-def max_param_diff(a, b):
-    return max(float(np.max(np.abs(a[k] - b[k]))) for k in b)
-
-
-def run(groups, n, cfg):
-    runs, _ = groups(n).run(train_rank, (asdict(cfg),))
-    for r in range(1, n):
-        for k, v in runs[0]["params"].items():
-            np.testing.assert_array_equal(runs[r]["params"][k], v, err_msg=f"rank {r} drifted from rank 0 on {k}")
-    return runs[0]
+from data_parallel_runs import max_param_diff, run
 
 
 def test_shard_bounds_cover_the_batch_unevenly():

@@ -2,30 +2,18 @@
 parameters of one process trained on the combined batch, with and without gradient
 accumulation (float64, synthetic token sequences of ``dlfs.distributed.train.token_batch``)."""
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from dlfs.distributed.train import TrainConfig, token_batch, train_rank, train_single
+from dlfs.distributed.train import TrainConfig, token_batch, train_single
 from dlfs.testing import assert_close
+from data_parallel_runs import max_param_diff, run
 
 # 2 blocks of width 16, 2 heads, context 8, 11 tokens: seconds for a few steps
 GPT_CFG = TrainConfig(model="gpt", steps=3, batch=6, hidden=16, heads=2, layers=2, seq_len=8, vocab=11,
                       optimizer="adamw", lr=1e-2)
-
-
-def max_param_diff(a, b):
-    assert set(a) == set(b), f"parameter names differ: {sorted(set(a) ^ set(b))}"
-    return max(float(np.max(np.abs(a[k] - b[k]))) for k in b)
-
-
-def run(groups, n, cfg):
-    runs, _ = groups(n).run(train_rank, (asdict(cfg),))
-    for r in range(1, n):
-        for k, v in runs[0]["params"].items():
-            np.testing.assert_array_equal(runs[r]["params"][k], v, err_msg=f"rank {r} drifted from rank 0 on {k}")
-    return runs[0]
 
 
 @pytest.mark.parametrize("optimizer, lr", [("adamw", 1e-2), ("sgd", 0.5)])
