@@ -100,3 +100,24 @@ def test_fast_pool_layer_matches_finite_differences_and_falls_back_for_overlappi
     check_layer(overlapping, x, seed=2)
     with pytest.raises(ValueError, match="at least 2x2"):
         max_pool2d_forward_tiled(np.zeros((1, 1, 1, 4)), 2)
+
+
+def test_with_a_learners_topic_12_file_the_fast_layers_use_the_learners_kernels(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import dlfs.conv.im2col as ref
+
+    learner = tmp_path / "im2col.py"
+    learner.write_text(Path(ref.__file__).read_text())
+    code = (
+        "import json, sys\n"
+        "from dlfs.course import redirect\n"
+        f"redirect.install({{'dlfs.conv.im2col': {str(learner)!r}}})\n"
+        "import dlfs.conv.fast as fast\n"
+        "print(json.dumps([fast._TUNED_CONV, fast._TUNED_POOL]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[false, true]", (f"expected the tuned convolution off (the learner's Topic 12 "
+                                           f"is in use) and the tuned pooling on, got {out!r}")
