@@ -19,8 +19,9 @@ Presets (``dlfs milestone 17 --preset NAME``):
   BatchNorm and GELU, a frozen patch-whitening first layer set from the training images by
   ``dlfs.train.whitening``), batches of 512, label smoothing 0.2, lookahead every 5 steps
   (``dlfs.train.lookahead``) and flip-and-translate test-time augmentation (``predict_tta``);
-  their targets include the wall-time limit their names give. Not measured yet: their
-  accuracies and times are targets, not results;
+  their targets include the wall-time limit their names give. Measured (seed 0, idle machine):
+  ``airbench-15min`` 84.37% in 14.6 min and ``airbench-45min`` 87.42% in 34 min, both below
+  their targets; ``airbench-2h`` not measured yet;
 - ``quick``: an 8-layer ResNet with widths (32, 64, 128) whose stem halves the image, 11 epochs —
   a learner's run of under half an hour;
 - ``--smoke``: ResNet-8 on the first 5,000 training images for 3 epochs, evaluated on the first
@@ -125,12 +126,12 @@ _AIRBENCH = {"batch_size": 512, "lr": 0.75, "momentum": 0.85, "weight_decay": 1.
              "lookahead_every": 5, "lookahead_alpha": round(1 - 0.95 ** 5, 4)}
 PRESETS.update({
     "airbench-15min": Preset("airbench network widths (32, 64, 64), 9 epochs, flip-and-translate "
-                             "TTA, a learner's run (not measured yet)",
+                             "TTA, a learner's run (measured: 84.37% in 14.6 min)",
                              0, (32, 64, 64), TrainConfig(epochs=9, warmup_epochs=1, **_AIRBENCH),
                              target=0.85, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=15 * 60),
     "airbench-45min": Preset("airbench network widths (48, 192, 192), 10 epochs, flip-and-translate "
-                             "TTA (not measured yet)",
+                             "TTA (measured: 87.42% in 34 min)",
                              0, (48, 192, 192), TrainConfig(epochs=10, warmup_epochs=1, **_AIRBENCH),
                              target=0.90, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=45 * 60),
