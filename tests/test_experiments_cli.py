@@ -41,11 +41,11 @@ def test_a_missing_dataset_is_one_message_and_its_exit_code(capsys):
 
 @pytest.mark.parametrize("module", ["attention_vs_length", "char_lm", "length_extrapolation", "moe_vs_dense",
                                     "plain_vs_residual", "selective_copying", "speculative", "ssm_numerics",
-                                    "vanishing_gradients", "word2vec_vs_gensim"])
+                                    "vanishing_gradients", "word2vec_vs_gensim", "dlfs.distributed.scaling"])
 def test_every_experiment_offers_record_and_defaults_to_the_workspace(module, capsys):
     import importlib
 
-    exp = importlib.import_module(f"dlfs.experiments.{module}")
+    exp = importlib.import_module(module if "." in module else f"dlfs.experiments.{module}")
     with pytest.raises(SystemExit) as stop:
         exp.main(["--help"])
     assert stop.value.code == 0

@@ -1,9 +1,12 @@
 """Topic 34's measurements: all-reduce throughput over buffer sizes, and training throughput
 with 1 and 2 processes (our ring over shared memory, and MPI's Allreduce under mpiexec).
 
-    python -m dlfs.distributed.scaling                 # writes results/topic-34/{allreduce,scaling}.json and .png
+    python -m dlfs.distributed.scaling                 # writes <workspace>/results/topic-34/{allreduce,scaling}.json and .png
     python -m dlfs.distributed.scaling --part allreduce
-    python -m dlfs.distributed.scaling --part training --model gpt    # results/topic-34/scaling-gpt.json
+    python -m dlfs.distributed.scaling --part training --model gpt --record   # the project's results/topic-34/scaling-gpt.json
+
+Like every experiment (``dlfs.experiments.common``), a run writes the workspace's results unless
+``--record`` (the project's ``results/topic-34/``) or ``--out DIR``.
 
 All-reduce: each rank times ``repeats`` all-reduces of a float32 buffer of S bytes after a
 warm-up; a repeat's time is the slowest rank's. Reported: the median time, the *algorithm*
@@ -144,14 +147,15 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--mpi-allreduce":
         return _mpi_allreduce_main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m dlfs.distributed.scaling")
+    from dlfs.experiments.common import output_dir, parser
+
+    p = parser("dlfs.distributed.scaling", "Topic 34: all-reduce and data-parallel training throughput "
+               "with 1 and 2 processes.", "topic-34")
     p.add_argument("--part", choices=["allreduce", "training", "all"], default="all")
     p.add_argument("--model", choices=sorted(MODELS), default="encoder", help="the training part's model")
-    p.add_argument("--out", default="results/topic-34")
     args = p.parse_args(argv)
     from dlfs.io import atomic_write_json
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(args)
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
                "note": "a shared 2-core machine: other work ran at the same time"}
     if args.part in ("allreduce", "all"):
