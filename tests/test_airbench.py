@@ -24,6 +24,7 @@ from dlfs.train.recipe import (
     save_checkpoint,
 )
 from dlfs.train.whitening import image_patches, init_whitening, patch_whitening_filters
+from linear_model import LinearModel
 
 
 def correlated_images(n=64, size=8, seed=0):
@@ -310,19 +311,6 @@ def test_run_signature_without_lookahead_is_what_it_always_was():
 
 
 # -- flip-and-translate test-time augmentation ---------------------------------------------
-
-class LinearModel:
-    """Logits = a fixed linear map of the flattened image."""
-
-    def __init__(self, W):
-        self.W = W
-
-    def eval(self):
-        pass
-
-    def forward(self, x):
-        return x.reshape(len(x), -1) @ self.W
-
 
 def shifted_by_hand(x, dy, dx):
     """out[..., i, j] = x[..., r(i - dy), r(j - dx)] with reflection r at the borders."""

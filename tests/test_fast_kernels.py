@@ -40,7 +40,7 @@ def test_batched_convolution_equals_topic_12(n, c_in, c_out, h, w, k, pad, bias,
 
 
 def test_float32_stays_float32_and_many_chunks_add_up(monkeypatch):
-    monkeypatch.setattr("dlfs.conv.fast.CHUNK_BYTES", 1)           # one sample per chunk
+    monkeypatch.setattr("dlfs.parallel.CHUNK_BYTES", 1)           # one sample per chunk
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 3, 6, 6), dtype=np.float32)
     wt = rng.standard_normal((5, 3, 3, 3), dtype=np.float32)

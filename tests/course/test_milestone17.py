@@ -9,6 +9,7 @@ from dlfs.course import milestones
 from dlfs.course.milestones import RunOptions
 from dlfs.milestones import cifar_resnet
 from dlfs.train.recipe import TrainConfig
+from linear_model import LinearModel
 
 PER_BATCH = 20
 
@@ -152,23 +153,10 @@ def test_the_resnet9_preset_builds_resnet9_and_reports_flip_tta(tiny, monkeypatc
         "the confusion matrix must come from the same (TTA) predictions as the reported accuracy"
 
 
-class MirrorModel:
-    """Logits = a fixed linear map of the flattened image (eval() is a no-op)."""
-
-    def __init__(self, W):
-        self.W = W
-
-    def eval(self):
-        pass
-
-    def forward(self, x):
-        return x.reshape(len(x), -1) @ self.W
-
-
 def test_predict_flip_tta_averages_the_logits_of_each_image_and_its_mirror():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 2, 3, 4))
-    model = MirrorModel(rng.standard_normal((24, 5)))
+    model = LinearModel(rng.standard_normal((24, 5)))
     expected = np.argmax(model.forward(x) + model.forward(x[..., ::-1]), axis=1)
     for batch in (1, 3, 100):
         got = cifar_resnet.predict_flip_tta(model, x, batch)

@@ -17,7 +17,8 @@ for 9 columns on one core of this machine. Here a chunk of B samples is laid out
                 dout with the flipped kernel (as in Topic 12): whichever copies less
 
 and the (C_out, B, L) result is transposed into the (B, C_out, L) output as it is stored.
-Chunks (about ``CHUNK_BYTES`` of columns, at least one per core) run in parallel threads.
+Chunks (about ``dlfs.parallel.CHUNK_BYTES`` of columns, at least one per core) run in parallel
+threads.
 Other strides and dilations fall back to Topic 12's ``conv2d_forward``.
 
 **Max pooling** with kernel = stride and no padding (every CIFAR pooling here): the windows
@@ -42,7 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dlfs.conv.geometry import pad_hw
 from dlfs.conv.im2col import Conv2d
 from dlfs.conv.pooling import MaxPool2d
-from dlfs.parallel import CHUNK_BYTES, map_chunks, num_workers
+from dlfs.parallel import items_per_chunk, map_chunks, num_workers
 
 
 def _is_reference(cls) -> bool:
@@ -56,9 +57,8 @@ _TUNED_POOL = _is_reference(MaxPool2d)
 
 
 def _chunk_size(n: int, bytes_per_item: int) -> int:
-    """Items per chunk: about CHUNK_BYTES each, and at least one chunk per worker."""
-    per_worker = -(-n // num_workers())
-    return int(max(1, min(per_worker, CHUNK_BYTES // max(1, bytes_per_item))))
+    """Items per chunk: ``items_per_chunk`` (about CHUNK_BYTES each), and at least one chunk per worker."""
+    return min(items_per_chunk(n, bytes_per_item), -(-max(n, 1) // num_workers()))
 
 
 def cols_batched(x: np.ndarray, kh: int, kw: int, padding: tuple[int, int]) -> np.ndarray:
