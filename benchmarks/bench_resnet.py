@@ -104,7 +104,8 @@ def resnet9_step(batch: int = 128):
 
 
 def torch_airbench(torch, widths=(32, 128, 128), num_classes=10, gelu="tanh"):
-    """``dlfs.conv.airbench.AirbenchNet`` in PyTorch (the tests of AirbenchNet compare the two)."""
+    """``dlfs.conv.airbench.AirbenchNet`` in PyTorch (the tests of AirbenchNet compare the two);
+    as in ours and airbench's, the BatchNorms' scales are not trained."""
     nn = torch.nn
 
     def group(c_in, c_out):
@@ -117,9 +118,13 @@ def torch_airbench(torch, widths=(32, 128, 128), num_classes=10, gelu="tanh"):
             return x / 9
 
     w1, w2, w3 = widths
-    return nn.Sequential(nn.Conv2d(3, 24, 2), nn.GELU(approximate=gelu), *group(24, w1), *group(w1, w2),
-                         *group(w2, w3), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(w3, num_classes, bias=False),
-                         Scale())
+    net = nn.Sequential(nn.Conv2d(3, 24, 2), nn.GELU(approximate=gelu), *group(24, w1), *group(w1, w2),
+                        *group(w2, w3), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(w3, num_classes, bias=False),
+                        Scale())
+    for layer in net:
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.weight.requires_grad_(False)
+    return net
 
 
 def airbench_step(batch: int = 512, widths=(32, 128, 128)):

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dlfs.conv.airbench import AirbenchNet, conv_group
+from dlfs.conv.airbench import AirbenchNet, BiasScaledBatchNorm2d, conv_group
 from dlfs.conv.im2col import Conv2d
+from dlfs.nn.batchnorm import BatchNorm2d
 from dlfs.course.milestones import RunOptions
 from dlfs.milestones import cifar_resnet
 from dlfs.nn.layers import Parameter, Sequential
@@ -94,18 +95,23 @@ def conv_params(c_in, c_out, k, bias):
     return c_out * c_in * k * k + (c_out if bias else 0)
 
 
+@pytest.mark.parametrize("bn_bias_scale", [8.0, None])
 @pytest.mark.parametrize("widths", [(64, 256, 256), (32, 64, 64)])
-def test_parameter_count_leaves_out_the_frozen_whitening_filters(widths):
+def test_parameter_count_leaves_out_the_frozen_whitening_filters(widths, bn_bias_scale):
     w1, w2, w3 = widths
+    per_channel = 1 if bn_bias_scale else 2                        # airbench's BN trains β only
     expected = (24 +                                              # the whitening bias only
                 conv_params(24, w1, 3, False) + conv_params(w1, w1, 3, False) +
                 conv_params(w1, w2, 3, False) + conv_params(w2, w2, 3, False) +
                 conv_params(w2, w3, 3, False) + conv_params(w3, w3, 3, False) +
-                4 * (w1 + w2 + w3) +                               # γ and β of six BatchNorms
+                2 * per_channel * (w1 + w2 + w3) +                 # six BatchNorms
                 w3 * 10)                                           # the head, no bias
-    model = AirbenchNet(widths, rng=0)
+    model = AirbenchNet(widths, rng=0, bn_bias_scale=bn_bias_scale)
     assert model.num_parameters() == expected, f"expected {expected:,} parameters, got {model.num_parameters():,}"
     assert all(p is not model.whiten.W for p in model.parameters()), "the whitening filters are not trained"
+    norms = [layer for layer in model.net.layers if isinstance(layer, BatchNorm2d)]
+    assert len(norms) == 6 and all(bn.momentum == 0.4 for bn in norms), [bn.momentum for bn in norms]
+    assert all(isinstance(bn, BiasScaledBatchNorm2d) == bool(bn_bias_scale) for bn in norms)
 
 
 def test_forward_shapes_and_the_frozen_filters_survive_state_dict_and_training():
@@ -173,10 +179,12 @@ def test_the_network_matches_the_same_network_in_pytorch():
     ours = [model.whiten] + [layer for layer in model.net.layers]
     with torch.no_grad():
         for mine, theirs in zip(ours, net):
+            if isinstance(mine, BiasScaledBatchNorm2d):       # its β is bias_scale · bias
+                mine.beta.data[...] = mine.bias_scale * mine.bias.data
             for a, b in (("W", "weight"), ("b", "bias"), ("gamma", "weight"), ("beta", "bias"),
                          ("running_mean", "running_mean"), ("running_var", "running_var")):
                 value = getattr(mine, a, None)
-                value = value.data if isinstance(value, Parameter) else value
+                value = value if value is None or isinstance(value, np.ndarray) else value.data  # Parameter or fixed
                 if value is not None and hasattr(theirs, b):
                     getattr(theirs, b).copy_(to_torch(value.T if a == "W" and value.ndim == 2 else value))
     net.train()
@@ -189,6 +197,65 @@ def test_the_network_matches_the_same_network_in_pytorch():
     assert_close(model.backward(dy), to_numpy(tx.grad), rtol=1e-9, atol=1e-12, what="dx vs torch")
     assert_close(model.whiten.b.grad, to_numpy(net[0].bias.grad), rtol=1e-9, atol=1e-12,
                  what="whitening bias gradient vs torch")
+
+
+# -- airbench's BatchNorm ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("train", [True, False])
+def test_bias_scaled_batchnorm_is_batchnorm_with_a_scaled_shift(train):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5, 5))
+    bn = BiasScaledBatchNorm2d(3, bias_scale=8.0, momentum=0.4, dtype=np.float64)
+    bn.bias.data[...] = rng.standard_normal(3)
+    plain = BatchNorm2d(3, momentum=0.4, dtype=np.float64)
+    plain.beta.data[...] = 8.0 * bn.bias.data
+    for layer in (bn, plain):
+        layer.train(train)
+        layer.running_mean[...], layer.running_var[...] = [0.1, -0.2, 0.3], [0.5, 1.5, 2.0]
+    assert_close(bn.forward(x), plain.forward(x), rtol=1e-12, atol=1e-12, what="forward vs BatchNorm2d, β = 8·bias")
+    assert_close(bn.running_mean, plain.running_mean, rtol=1e-12, atol=0, what="running mean (momentum 0.4)")
+    dy = rng.standard_normal(x.shape)
+    assert_close(bn.backward(dy), plain.backward(dy), rtol=1e-12, atol=1e-12, what="dx vs BatchNorm2d")
+    assert_close(bn.bias.grad, 8.0 * plain.beta.grad, rtol=1e-12, atol=1e-12, what="bias.grad = 8·∂L/∂β")
+    assert bn.gamma.grad is None and bn.beta.grad is None, "γ and β keep no gradient"
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_bias_scaled_batchnorm_matches_finite_differences(train):
+    bn = BiasScaledBatchNorm2d(3, bias_scale=8.0, dtype=np.float64)
+    bn.bias.data[...] = np.random.default_rng(1).standard_normal(3)
+    x = np.random.default_rng(2).standard_normal((4, 3, 4, 4))
+    errors = check_layer(bn, x, train=train, seed=3, h=1e-5).errors
+    assert "bias" in errors, f"the bias gradient is checked: {sorted(errors)}"
+
+
+def test_sgd_on_the_scaled_bias_is_sgd_on_the_shift_with_64_times_the_learning_rate():
+    # airbench's optimiser: BN shifts at lr·64 with the same decay per step as everything else
+    lr, wd, momentum, s = 0.05, 0.01, 0.85, 8.0
+    rng = np.random.default_rng(0)
+    bn = BiasScaledBatchNorm2d(2, bias_scale=s, dtype=np.float64)
+    opt = SGD([bn.bias], lr=lr, momentum=momentum, nesterov=True, weight_decay=wd)
+    beta = Parameter(np.zeros(2))
+    ref = SGD([beta], lr=lr * s * s, momentum=momentum, nesterov=True, weight_decay=wd / (s * s))
+    for _ in range(5):
+        x, dy = rng.standard_normal((3, 2, 2, 2)), rng.standard_normal((3, 2, 2, 2))
+        bn.forward(x)
+        opt.zero_grad()
+        bn.backward(dy)
+        beta.grad = bn.bias.grad / s                     # ∂L/∂β
+        opt.step(), ref.step()
+        assert_close(s * bn.bias.data, beta.data, rtol=1e-12, atol=1e-14, what="β = 8·bias after each step")
+
+
+def test_airbench_batchnorm_state_is_the_bias_and_the_running_statistics():
+    model = AirbenchNet((4, 8, 8), rng=0)
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    model.forward(x)
+    state = model.state_dict()
+    bn_keys = sorted(k.split(".")[-1] for k in state if k.startswith("net.layers.3."))
+    assert bn_keys == ["bias", "running_mean", "running_var"], bn_keys
+    names = [name.split(".")[-1] for name, _ in model.named_parameters()]
+    assert "gamma" not in names and "beta" not in names, f"γ and β are not parameters: {names}"
 
 
 # -- lookahead ----------------------------------------------------------------------------
@@ -308,6 +375,9 @@ def test_run_signature_without_lookahead_is_what_it_always_was():
     sig = run_signature(TrainConfig(), 0, 10)
     assert "lookahead_every" not in sig and "lookahead_alpha" not in sig, sig
     assert run_signature(TrainConfig(lookahead_every=5), 0, 10)["lookahead_every"] == 5
+    assert "crop_padding" not in sig and "pad_mode" not in sig, "default crops keep the old signature"
+    sig = run_signature(TrainConfig(crop_padding=2, pad_mode="reflect"), 0, 10)
+    assert (sig["crop_padding"], sig["pad_mode"]) == (2, "reflect"), sig
 
 
 # -- flip-and-translate test-time augmentation ---------------------------------------------

@@ -113,8 +113,8 @@ def test_the_torch_airbench_twin_has_our_layers_and_parameter_count():
     ours = AirbenchNet((8, 16, 16), rng=0)
     theirs = torch_airbench(torch, (8, 16, 16))
     frozen = ours.whiten_W.size                     # trained in torch's, a buffer in ours
-    n_theirs = sum(p.numel() for p in theirs.parameters())
+    n_theirs = sum(p.numel() for p in theirs.parameters() if p.requires_grad)
     assert n_theirs == ours.num_parameters() + frozen, \
-        f"expected {ours.num_parameters()} + {frozen} parameters in the torch twin, got {n_theirs}"
+        f"expected {ours.num_parameters()} + {frozen} trained parameters in the torch twin, got {n_theirs}"
     out = theirs(torch.zeros(2, 3, 32, 32))
     assert tuple(out.shape) == (2, 10), f"expected logits (2, 10), got {tuple(out.shape)}"

@@ -76,6 +76,39 @@ def test_random_crop_matches_the_loop(n, c, h, w, padding, seed):
     assert got.dtype == np.float32 and got.shape == x.shape
 
 
+def _reflect(i, n):
+    """np.pad's "reflect" index: the border pixel is not repeated."""
+    return -i if i < 0 else 2 * (n - 1) - i if i >= n else i
+
+
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 6), c=st.integers(1, 3), h=st.integers(3, 9), w=st.integers(3, 9),
+       padding=st.integers(0, 2), seed=st.integers(0, 2**32 - 1))
+def test_reflect_padded_crops_are_translations_with_mirrored_borders(n, c, h, w, padding, seed):
+    x = np.random.default_rng(seed).random((n, c, h, w)).astype(np.float32)
+    got = random_crop(x, padding, np.random.default_rng(seed), pad_mode="reflect")
+    draws = np.random.default_rng(seed)
+    dy = draws.integers(0, 2 * padding + 1, size=n)
+    dx = draws.integers(0, 2 * padding + 1, size=n)
+    want = np.empty_like(x)
+    for k in range(n):
+        for i in range(h):
+            for j in range(w):
+                want[k, :, i, j] = x[k, :, _reflect(i + dy[k] - padding, h), _reflect(j + dx[k] - padding, w)]
+    np.testing.assert_array_equal(got, want, err_msg=f"reflect crops at offsets dy={dy}, dx={dx}")
+    # the same draws through augment (no flip) give the same crops
+    np.testing.assert_array_equal(augment(x, np.random.default_rng(seed), padding=padding, flip=False,
+                                          pad_mode="reflect"), want)
+
+
+def test_random_crop_rejects_an_unknown_pad_mode_and_a_reflection_larger_than_the_image():
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="pad_mode must be"):
+        random_crop(x, 2, 0, pad_mode="edge")
+    with pytest.raises(ValueError, match="reflect padding of 4"):
+        random_crop(x, 4, 0, pad_mode="reflect")
+
+
 def test_random_crop_uses_several_offsets():
     x = np.ones((200, 1, 4, 4), np.float32)
     out = random_crop(x, 2, 0)

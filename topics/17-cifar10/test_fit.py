@@ -262,6 +262,26 @@ def test_every_epoch_has_its_own_shuffle_and_augmentation(monkeypatch):
         "both epochs saw the same augmented images: the crops and flips must come from each epoch's generator"
 
 
+def test_the_crops_follow_crop_padding_and_pad_mode(monkeypatch):
+    x, y = images(40, seed=0)
+    x = np.abs(x) + 1.0                         # no zero pixels: zeros can only come from padding
+    xt, yt = images(8, seed=1)
+    epochs = spy_on_batches(monkeypatch)
+    for padding, mode in ((4, "constant"), (2, "reflect")):
+        epochs.clear()
+        cfg = recipe.TrainConfig(epochs=1, batch_size=16, lr=0.05, crop_padding=padding, pad_mode=mode)
+        recipe.fit(tiny_resnet(0), x, y, xt, yt, cfg, seed=0, **QUIET)
+        xs = np.concatenate([b[0] for b in epochs[0]])
+        padded = np.mean((xs == 0).any(axis=(1, 2, 3)))
+        if mode == "constant":
+            assert padded > 0.5, f"zero padding of 4: expected most crops to show zeros, {padded:.0%} did"
+        else:
+            assert padded == 0, (f"crop_padding=2, pad_mode='reflect': the borders are mirrored, never "
+                                 f"zeros, but {padded:.0%} of the crops contain zeros")
+            unchanged = np.mean([(x.reshape(len(x), -1) == row).all(axis=1).any() for row in xs.reshape(len(xs), -1)])
+            assert unchanged < 0.3, f"{unchanged:.0%} of the images were not augmented"
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     x, y = images(32, seed=0, size=4)
     xt, yt = images(16, seed=1, size=4)

@@ -14,7 +14,12 @@ uses the exact one, ``gelu="none"``): the two differ by less than 5e-4 and, with
 ``erf`` in NumPy, the tanh form costs a fifth as much. The convolutions and poolings are
 Topic 12's and 13's layers with the batched kernels of ``dlfs.conv.fast``. As in airbench,
 the 3×3 convolutions start as partly the identity (``dirac=True``, :func:`dirac_`): their
-first filters copy their input channels, an implicit residual connection at initialisation. The whitening layer's filters are set from the training images by
+first filters copy their input channels, an implicit residual connection at initialisation.
+The BatchNorms are airbench's (:class:`BiasScaledBatchNorm2d`): no trained scale, shifts that
+learn 64× faster, and running statistics with momentum 0.4 (with lookahead, the running
+statistics must follow the weights closely).
+
+The whitening layer's filters are set from the training images by
 ``dlfs.train.whitening.init_whitening`` and are not trained: they are a buffer of the network
 (saved in ``state_dict`` as ``whiten_W``), not among its ``parameters()``; its bias is
 trained. airbench's own network is widths (64, 256, 256).
@@ -32,7 +37,7 @@ from dlfs.conv.fast import FastMaxPool2d as MaxPool2d
 from dlfs.conv.resnet9 import Scale
 from dlfs.nn.activations import GELU
 from dlfs.nn.batchnorm import BatchNorm2d
-from dlfs.nn.layers import Flatten, Layer, Linear, Sequential
+from dlfs.nn.layers import Flatten, Layer, Linear, Parameter, Sequential
 
 
 def dirac_(conv: Conv2d) -> Conv2d:
@@ -50,29 +55,89 @@ def dirac_(conv: Conv2d) -> Conv2d:
     return conv
 
 
+class _Fixed:
+    """An array a layer uses like a Parameter (``data``, ``grad``, ``accumulate_grad``) that
+    no optimiser sees: not a Parameter, so in neither ``parameters()`` nor ``state_dict()``."""
+
+    def __init__(self, data: np.ndarray):
+        self.data, self.grad = data, None
+
+    def accumulate_grad(self, g: np.ndarray) -> None:
+        self.grad = np.array(g, dtype=self.data.dtype) if self.grad is None else self.grad + g
+
+
+class BiasScaledBatchNorm2d(BatchNorm2d):
+    """BatchNorm2d whose scale is fixed and whose shift learns fast (airbench's BatchNorm):
+    γ stays 1 and β = ``bias_scale`` · b, where b (``bias``, (C,), zeros) is the only
+    parameter the optimiser sees.
+
+    Why the factor: for β = s·b the gradient is ∂L/∂b = s·∂L/∂β, so an SGD step on b with
+    learning rate η and coupled weight decay λ moves β by −η(s²·∂L/∂β + λβ). Momentum and
+    lookahead are linear in the parameter, so the whole trajectory is that of β trained with
+    s² times the learning rate and the same decay per step — airbench's 64× learning rate
+    for BatchNorm biases is s = 8, with no per-parameter learning rates in the optimiser.
+
+    x: (N, C, H, W) -> (N, C, H, W); ``gamma`` (ones) and ``beta`` (set from ``bias`` at
+    every forward) are arrays of the layer, not parameters: they are neither trained nor saved.
+    """
+
+    def __init__(self, num_features: int, bias_scale: float = 8.0, eps: float = 1e-5,
+                 momentum: float = 0.1, dtype=np.float32):
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+        self.bias_scale = float(bias_scale)
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype), name="bias")
+        self.gamma, self.beta = _Fixed(self.gamma.data), _Fixed(self.beta.data)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, bias_scale={self.bias_scale:g}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        np.multiply(self.bias.data, self.bias_scale, out=self.beta.data)
+        return super().forward(x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy: (N, C, H, W) -> dx; accumulates ``bias.grad`` = bias_scale · ∂L/∂β."""
+        self.gamma.grad = self.beta.grad = None
+        dx = super().backward(dy)
+        self.bias.accumulate_grad(self.bias_scale * self.beta.grad)
+        self.gamma.grad = self.beta.grad = None
+        return dx
+
+
 def conv_group(c_in: int, c_out: int, rng: np.random.Generator, dtype,
-               gelu: str = "tanh", dirac: bool = True) -> list[Layer]:
+               gelu: str = "tanh", dirac: bool = True, bn_bias_scale: float | None = None,
+               bn_momentum: float = 0.1) -> list[Layer]:
     """[Conv 3×3, MaxPool2d(2), BN, GELU, Conv 3×3, BN, GELU]: (N, c_in, s, s) -> (N, c_out, s//2, s//2).
     ``gelu``: the GELU's ``approximate`` ("tanh" or "none"); ``dirac``: identity-initialise the
-    first filters of both convolutions (:func:`dirac_`)."""
+    first filters of both convolutions (:func:`dirac_`); ``bn_bias_scale``: None for Topic 16's
+    BatchNorm2d (γ and β trained), else :class:`BiasScaledBatchNorm2d` with that factor;
+    ``bn_momentum``: the BatchNorms' running-statistics momentum."""
     convs = [Conv2d(c_in, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype),
              Conv2d(c_out, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype)]
     if dirac:
         for conv in convs:
             dirac_(conv)
-    return [convs[0], MaxPool2d(2), BatchNorm2d(c_out, dtype=dtype), GELU(gelu),
-            convs[1], BatchNorm2d(c_out, dtype=dtype), GELU(gelu)]
+
+    def norm():
+        if bn_bias_scale is None:
+            return BatchNorm2d(c_out, momentum=bn_momentum, dtype=dtype)
+        return BiasScaledBatchNorm2d(c_out, bn_bias_scale, momentum=bn_momentum, dtype=dtype)
+
+    return [convs[0], MaxPool2d(2), norm(), GELU(gelu), convs[1], norm(), GELU(gelu)]
 
 
 class AirbenchNet(Layer):
     """The airbench network with ``widths`` (w1, w2, w3), ``whiten_kernel`` k, GELU form
-    ``gelu`` and dirac initialisation ``dirac`` (see the module docstring). Weights are drawn from ``rng`` layer by layer, in order; the whitening
+    ``gelu``, dirac initialisation ``dirac`` and airbench's BatchNorm (``bn_bias_scale`` 8:
+    no trained scale, 64× the learning rate on the shifts; None for Topic 16's BatchNorm2d;
+    running statistics with ``bn_momentum`` 0.4, airbench's) (see the module docstring). Weights are drawn from ``rng`` layer by layer, in order; the whitening
     filters start random too until ``init_whitening(model.whiten, x_train)`` sets them.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = 10,
                  in_channels: int = 3, whiten_kernel: int = 2, rng: np.random.Generator | int | None = None,
-                 dtype=np.float32, image_size: int = 32, gelu: str = "tanh", dirac: bool = True):
+                 dtype=np.float32, image_size: int = 32, gelu: str = "tanh", dirac: bool = True,
+                 bn_bias_scale: float | None = 8.0, bn_momentum: float = 0.4):
         if len(widths) != 3:
             raise ValueError(f"AirbenchNet has three blocks, got widths {tuple(widths)}")
         k, s = int(whiten_kernel), int(image_size) - int(whiten_kernel) + 1
@@ -86,10 +151,11 @@ class AirbenchNet(Layer):
         w1, w2, w3 = self.widths
         whiten_width = 2 * in_channels * k * k
         self.whiten = Conv2d(in_channels, whiten_width, k, bias=True, rng=rng, dtype=dtype)
+        bn = {"bn_bias_scale": bn_bias_scale, "bn_momentum": bn_momentum}
         self.net = Sequential(
             GELU(gelu),
-            *conv_group(whiten_width, w1, rng, dtype, gelu, dirac),
-            *conv_group(w1, w2, rng, dtype, gelu, dirac), *conv_group(w2, w3, rng, dtype, gelu, dirac),
+            *conv_group(whiten_width, w1, rng, dtype, gelu, dirac, **bn),
+            *conv_group(w1, w2, rng, dtype, gelu, dirac, **bn), *conv_group(w2, w3, rng, dtype, gelu, dirac, **bn),
             MaxPool2d(s), Flatten(), Linear(w3, num_classes, bias=False, rng=rng, dtype=dtype),
             Scale(1 / 9),
         )

@@ -68,16 +68,23 @@ class BatchIterator:
 
 
 def random_crop(x: np.ndarray, padding: int = 4, rng: int | np.random.Generator | None = None,
-                *, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Zero-pad each image by ``padding`` pixels and take a random ``size`` crop (default: the
-    original H x W), independently per image, with no Python loop over images.
+                *, size: tuple[int, int] | None = None, pad_mode: str = "constant") -> np.ndarray:
+    """Pad each image by ``padding`` pixels and take a random ``size`` crop (default: the
+    original H x W), independently per image, with no Python loop over images. ``pad_mode``
+    is ``np.pad``'s: "constant" (zeros) or "reflect" (mirror the border, as airbench's
+    2-pixel translations).
 
     x: (N, C, H, W) -> (N, C, h, w); dtype kept.
     """
     rng = as_rng(rng)
     n, c, h, w = x.shape
     ch, cw = size if size is not None else (h, w)
-    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))) if padding else x
+    if pad_mode not in ("constant", "reflect"):
+        raise ValueError(f"pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
+    if pad_mode == "reflect" and padding >= min(h, w):
+        raise ValueError(f"reflect padding of {padding} needs images larger than {padding} pixels, got {h}x{w}")
+    pad = ((0, 0), (0, 0), (padding, padding), (padding, padding))
+    padded = np.pad(x, pad, mode=pad_mode) if padding else x
     max_y, max_x = padded.shape[2] - ch, padded.shape[3] - cw
     if max_y < 0 or max_x < 0:
         raise ValueError(f"crop {ch}x{cw} is larger than the padded image {padded.shape[2:]}")
@@ -97,11 +104,12 @@ def random_flip(x: np.ndarray, p: float = 0.5, rng: int | np.random.Generator | 
 
 
 def augment(x: np.ndarray, rng: int | np.random.Generator | None = None, *, padding: int = 4,
-            flip: bool = True) -> np.ndarray:
-    """The standard CIFAR augmentation: random crop with ``padding``, then a random horizontal
-    flip. x: (N, C, H, W) -> (N, C, H, W). Usable as ``BatchIterator(transform=augment)``."""
+            flip: bool = True, pad_mode: str = "constant") -> np.ndarray:
+    """The standard CIFAR augmentation: random crop with ``padding`` (``pad_mode`` as in
+    :func:`random_crop`), then a random horizontal flip. x: (N, C, H, W) -> (N, C, H, W).
+    Usable as ``BatchIterator(transform=augment)``."""
     rng = as_rng(rng)
-    out = random_crop(x, padding, rng)
+    out = random_crop(x, padding, rng, pad_mode=pad_mode)
     return random_flip(out, 0.5, rng) if flip else out
 
 

@@ -18,6 +18,8 @@ def randomize_batchnorm(model, seed: int = 0) -> None:
         c = bn.num_features
         bn.gamma.data[...] = rng.uniform(0.5, 1.5, c)
         bn.beta.data[...] = rng.normal(0.0, 0.3, c)
+        if hasattr(bn, "bias_scale"):       # airbench's BatchNorm: β is bias_scale · bias
+            bn.bias.data[...] = bn.beta.data / bn.bias_scale
         bn.running_mean = rng.normal(0.0, 0.3, c).astype(bn.running_mean.dtype)
         bn.running_var = rng.uniform(0.5, 2.0, c).astype(bn.running_var.dtype)
 

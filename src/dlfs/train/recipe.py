@@ -2,7 +2,8 @@
 
 The pieces of Modules 0–2 put together the way real training runs are:
 
-- **augmentation**: random 4-pixel-padded crops and horizontal flips (``dlfs.data.augment``);
+- **augmentation**: random crops of the image padded by 4 pixels (or as ``TrainConfig`` says)
+  and horizontal flips (``dlfs.data.augment``);
 - **SGD with Nesterov momentum and weight decay** (Topic 03) under a **linear warm-up +
   cosine** learning-rate schedule stepped every batch;
 - **label smoothing** in the cross-entropy (Topic 08);
@@ -28,6 +29,7 @@ import os
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +55,8 @@ class TrainConfig:
     min_lr: float = 0.0
     label_smoothing: float = 0.1
     augment: bool = True
+    crop_padding: int = 4             # the augmentation's random crops: pad by this many pixels ...
+    pad_mode: str = "constant"        # ... with zeros ("constant") or mirrored borders ("reflect")
     eval_batch_size: int = 500
     lookahead_every: int = 0          # > 0: wrap the optimiser in dlfs.train.lookahead.Lookahead
     lookahead_alpha: float = 0.5
@@ -242,6 +246,8 @@ def run_signature(cfg: TrainConfig, seed: int, n_train: int) -> dict:
     sig = {k: v for k, v in asdict(cfg).items() if k != "eval_batch_size"}
     if not cfg.lookahead_every:      # runs without lookahead keep the signature they always had
         del sig["lookahead_every"], sig["lookahead_alpha"]
+    if (cfg.crop_padding, cfg.pad_mode) == (4, "constant"):      # the same for the default crops
+        del sig["crop_padding"], sig["pad_mode"]
     return {**sig, "seed": int(seed), "n_train": int(n_train)}
 
 
@@ -281,7 +287,8 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     - loss: cross-entropy with ``cfg.label_smoothing`` for training, plain cross-entropy for
       the test loss;
     - epoch e (1-based): a shuffled ``BatchIterator`` whose order and augmentation (when
-      ``cfg.augment``) both come from ``epoch_rng(seed, e)``; ``train_epoch``; ``evaluate``;
+      ``cfg.augment``: ``augment`` with ``padding=cfg.crop_padding``, ``pad_mode=cfg.pad_mode``)
+      both come from ``epoch_rng(seed, e)``; ``train_epoch``; ``evaluate``;
       one entry per list of the history; a checkpoint (``meta`` plus
       ``{"run": run_signature(...)}``).
 
@@ -326,7 +333,8 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     for epoch in range(start, cfg.epochs + 1):
         rng = epoch_rng(seed, epoch)
         batches = BatchIterator(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=rng,
-                                transform=augment if cfg.augment else None)
+                                transform=partial(augment, padding=cfg.crop_padding, pad_mode=cfg.pad_mode)
+                                if cfg.augment else None)
         bar = tqdm(total=len(x_train), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", unit_scale=True,
                    leave=False, disable=not progress or None, dynamic_ncols=True)
         seen = [0]
