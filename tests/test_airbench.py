@@ -414,6 +414,11 @@ def test_translate_tta_is_the_weighted_mean_of_the_shifted_and_flipped_copies():
     for batch in (1, 2, 100):
         got = cifar_resnet.predict_tta(model, x, batch, shift=1)
         assert np.array_equal(got, np.argmax(expected, axis=1)), f"batch {batch}: {got}"
+        got, plain = cifar_resnet.predict_tta(model, x, batch, shift=1, return_plain=True)
+        assert np.array_equal(got, np.argmax(expected, axis=1)) and np.array_equal(plain, np.argmax(f(x), axis=1)), \
+            f"batch {batch}: with return_plain, expected the TTA and the plain predictions, got {got}, {plain}"
+    logits, plain = cifar_resnet.tta_logits(model, x, shift=1, return_plain=True)
+    assert_close(plain, f(x), rtol=0, atol=0, what="the plain logits returned with the TTA ones")
     assert not np.allclose(expected, 0.5 * (f(x) + f(flip(x)))), "the example must tell the shifts apart"
 
 
@@ -475,6 +480,40 @@ def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp
     assert d["model"] == "airbench network widths (2, 4, 4)" and "translate" in d["evaluation"], d
     assert "lookahead every 2 steps" in d["recipe"]["optimizer"], d["recipe"]
     assert np.trace(np.array(d["confusion_matrix"])) == round(result.value * 20)
+    assert "per_epoch_evaluation" not in d, "without monitor_limit every epoch uses the whole test set"
+
+
+def test_monitor_limit_shortens_the_per_epoch_curve_but_not_the_reported_accuracies(tmp_path, monkeypatch):
+    from dlfs.data import cifar
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 10
+    x = rng.standard_normal((60, 3, 32, 32)).astype(np.float32)
+    monkeypatch.setattr(cifar, "load_cifar10", lambda folder, normalize: SimpleNamespace(
+        x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:], source=None))
+    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
+        "tiny", 0, (2, 4, 4), TrainConfig(epochs=1, batch_size=20, eval_batch_size=10, warmup_epochs=0.5,
+                                          crop_padding=2, pad_mode="reflect"), target=0.0, arch="airbench",
+        flip_tta=True, translate_tta=1, monitor_limit=7))
+    evaluated = []
+    from dlfs.train import loop
+
+    real_evaluate = loop.evaluate
+
+    def evaluate(model, loss_fn, xs, ys, batch_size):
+        evaluated.append(len(xs))
+        return real_evaluate(model, loss_fn, xs, ys, batch_size)
+
+    monkeypatch.setattr("dlfs.train.loop.evaluate", evaluate)
+    result = cifar_resnet.run(RunOptions("tiny", 0, "unused", tmp_path / "c.npz", False, None,
+                                         progress=False, log=lambda s: None))
+    d = result.details
+    assert evaluated == [7], f"one epoch evaluated on the first 7 test images, got sizes {evaluated}"
+    assert d["per_epoch_evaluation"].startswith("the first 7 test images"), d.get("per_epoch_evaluation")
+    assert np.array(d["confusion_matrix"]).sum() == 20, "the reported accuracy uses all 20 test images"
+    assert 0 <= d["test_accuracy_without_tta"] <= 1 and round(d["test_accuracy_without_tta"] * 20, 6).is_integer(), \
+        f"the accuracy without TTA is over all 20 test images, got {d['test_accuracy_without_tta']}"
+    assert d["recipe"]["augmentation"] == "random crop (pad 2, mirrored borders) + horizontal flip", d["recipe"]
 
 
 def test_dirac_initialisation_makes_the_first_filters_copy_their_inputs():
