@@ -129,13 +129,12 @@ _AIRBENCH = {"batch_size": 512, "lr": 0.75, "momentum": 0.85, "weight_decay": 1.
              "crop_padding": 2, "pad_mode": "reflect"}
 PRESETS.update({
     "airbench-15min": Preset("airbench network widths (32, 64, 64), 9 epochs, flip-and-translate "
-                             "TTA, a learner's run (measured: 85.64% in 15.4 min, 22 s over its bound)",
+                             "TTA, a learner's run (measured: 85.64% in 13.6 min)",
                              0, (32, 64, 64), TrainConfig(epochs=9, warmup_epochs=1, **_AIRBENCH),
                              target=0.85, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=15 * 60, monitor_limit=2000),
     "airbench-45min": Preset("airbench's own network, widths (64, 256, 256), 8 epochs, "
-                             "flip-and-translate TTA (not measured yet; widths (48, 192, 192) for 10 epochs "
-                             "measured 87.42% in 34 min before airbench's BatchNorm and translations)",
+                             "flip-and-translate TTA (measured: median 89.88% of seeds 0 and 1, 42.6 min idle)",
                              0, (64, 256, 256), TrainConfig(epochs=8, warmup_epochs=1, **_AIRBENCH),
                              target=0.90, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=45 * 60),
