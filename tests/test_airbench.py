@@ -452,7 +452,10 @@ def test_each_airbench_preset_quotes_its_recorded_accuracy_or_says_it_is_not_mea
             assert "not measured yet" in description, f"{name} has no record: {description!r}"
 
 
-def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp_path, monkeypatch):
+def run_tiny_airbench(tmp_path, monkeypatch, train=None, **preset):
+    """Milestone 17's runner with a tiny airbench preset (one epoch, widths (2, 4, 4), flip and
+    translate TTA; ``train``: more TrainConfig fields, ``preset``: more Preset fields) on a
+    stand-in for CIFAR-10 of 40 training and 20 test images. Returns the Measurement."""
     from dlfs.data import cifar
 
     rng = np.random.default_rng(0)
@@ -461,10 +464,14 @@ def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp
     x[:, 0] += y[:, None, None] * 0.3
     monkeypatch.setattr(cifar, "load_cifar10", lambda folder, normalize: SimpleNamespace(
         x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:], source=None))
+    cfg = TrainConfig(epochs=1, batch_size=20, eval_batch_size=10, warmup_epochs=0.5, **(train or {}))
     monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
-        "tiny", 0, (2, 4, 4), TrainConfig(epochs=1, batch_size=20, eval_batch_size=10, warmup_epochs=0.5,
-                                          lookahead_every=2), target=0.0, arch="airbench", flip_tta=True,
-        translate_tta=1))
+        "tiny", 0, (2, 4, 4), cfg, target=0.0, arch="airbench", flip_tta=True, translate_tta=1, **preset))
+    return cifar_resnet.run(RunOptions("tiny", 0, "unused", tmp_path / "c.npz", False, None,
+                                       progress=False, log=lambda s: None))
+
+
+def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp_path, monkeypatch):
     seen = {}
     real = init_whitening
 
@@ -473,8 +480,7 @@ def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp
         return real(conv, images, eps)
 
     monkeypatch.setattr("dlfs.train.whitening.init_whitening", spy)
-    result = cifar_resnet.run(RunOptions("tiny", 0, "unused", tmp_path / "c.npz", False, None,
-                                         progress=False, log=lambda s: None))
+    result = run_tiny_airbench(tmp_path, monkeypatch, train={"lookahead_every": 2})
     d = result.details
     assert seen["images"] is not None and len(seen["images"]) == 40, "whitening from the training images"
     assert d["model"] == "airbench network widths (2, 4, 4)" and "translate" in d["evaluation"], d
@@ -484,20 +490,9 @@ def test_an_airbench_preset_runs_end_to_end_with_whitening_and_translate_tta(tmp
 
 
 def test_monitor_limit_shortens_the_per_epoch_curve_but_not_the_reported_accuracies(tmp_path, monkeypatch):
-    from dlfs.data import cifar
-
-    rng = np.random.default_rng(0)
-    y = np.arange(60) % 10
-    x = rng.standard_normal((60, 3, 32, 32)).astype(np.float32)
-    monkeypatch.setattr(cifar, "load_cifar10", lambda folder, normalize: SimpleNamespace(
-        x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:], source=None))
-    monkeypatch.setitem(cifar_resnet.PRESETS, "tiny", cifar_resnet.Preset(
-        "tiny", 0, (2, 4, 4), TrainConfig(epochs=1, batch_size=20, eval_batch_size=10, warmup_epochs=0.5,
-                                          crop_padding=2, pad_mode="reflect"), target=0.0, arch="airbench",
-        flip_tta=True, translate_tta=1, monitor_limit=7))
-    evaluated = []
     from dlfs.train import loop
 
+    evaluated = []
     real_evaluate = loop.evaluate
 
     def evaluate(model, loss_fn, xs, ys, batch_size):
@@ -505,8 +500,8 @@ def test_monitor_limit_shortens_the_per_epoch_curve_but_not_the_reported_accurac
         return real_evaluate(model, loss_fn, xs, ys, batch_size)
 
     monkeypatch.setattr("dlfs.train.loop.evaluate", evaluate)
-    result = cifar_resnet.run(RunOptions("tiny", 0, "unused", tmp_path / "c.npz", False, None,
-                                         progress=False, log=lambda s: None))
+    result = run_tiny_airbench(tmp_path, monkeypatch, train={"crop_padding": 2, "pad_mode": "reflect"},
+                               monitor_limit=7)
     d = result.details
     assert evaluated == [7], f"one epoch evaluated on the first 7 test images, got sizes {evaluated}"
     assert d["per_epoch_evaluation"].startswith("the first 7 test images"), d.get("per_epoch_evaluation")

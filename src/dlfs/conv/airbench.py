@@ -97,8 +97,7 @@ class BiasScaledBatchNorm2d(BatchNorm2d):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dy: (N, C, H, W) -> dx; accumulates ``bias.grad`` = bias_scale · ∂L/∂β."""
-        self.gamma.grad = self.beta.grad = None
-        dx = super().backward(dy)
+        dx = super().backward(dy)                   # γ and β hold this pass's gradients only
         self.bias.accumulate_grad(self.bias_scale * self.beta.grad)
         self.gamma.grad = self.beta.grad = None
         return dx

@@ -277,11 +277,12 @@ def tta_logits(model, x: np.ndarray, shift: int = 0, return_plain: bool = False)
     eval mode. ``return_plain``: also return f(x), the logits without augmentation (computed
     anyway), as a second (N, K) array.
     """
-    def mirrored(v):
-        return 0.5 * (model.forward(v) + model.forward(np.ascontiguousarray(v[..., ::-1])))
+    def mirrored(v, f_v=None):                  # f_v: model.forward(v), when already computed
+        f_v = model.forward(v) if f_v is None else f_v
+        return 0.5 * (f_v + model.forward(np.ascontiguousarray(v[..., ::-1])))
 
     plain = model.forward(x)
-    logits = 0.5 * (plain + model.forward(np.ascontiguousarray(x[..., ::-1])))
+    logits = mirrored(x, plain)
     if shift:
         h, w = x.shape[-2:]
         padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
