@@ -114,6 +114,26 @@ def test_the_harness_records_the_preset_and_resumes_from_the_workspace(tiny, tmp
     assert not (tmp_path / "project").exists()
 
 
+def test_a_resumed_run_is_timed_with_the_epochs_its_checkpoint_holds(tiny, monkeypatch):
+    from dlfs.train import recipe
+
+    fit = recipe.fit
+    monkeypatch.setattr(recipe, "fit", lambda *a, **kw: fit(*a, **kw, stop_after_epoch=1))
+    milestones.run(17, data_dir=tiny["data"], preset="tiny", progress=False, log=lambda s: None)  # "killed"
+    monkeypatch.setattr(recipe, "fit", fit)
+    result, rec = milestones.run(17, data_dir=tiny["data"], preset="tiny", resume=True, progress=False,
+                                 log=lambda s: None)
+    d = rec["details"]
+    first_epoch = d["history"]["epoch_time_s"][0]
+    assert d["resumed_after_epoch"] == 1 and d["wall_time_before_resume_s"] == round(first_epoch, 2), d
+    assert rec["wall_time_s"] == pytest.approx(d["wall_time_this_run_s"] + first_epoch, abs=0.02), \
+        f"expected this run's {d['wall_time_this_run_s']} s plus epoch 1's {first_epoch} s, got {rec['wall_time_s']}"
+    assert result.wall_time_s == pytest.approx(rec["wall_time_s"], abs=0.01)
+    straight, rec = milestones.run(17, data_dir=tiny["data"], preset="tiny", seed=1, progress=False,
+                                   log=lambda s: None)
+    assert "wall_time_before_resume_s" not in rec["details"], "an uninterrupted run has no earlier part"
+
+
 def test_the_data_note_comes_from_the_data_layer(tiny, monkeypatch):
     import dlfs.data
 

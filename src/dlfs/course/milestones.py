@@ -151,6 +151,9 @@ class Measurement:
     value: float
     details: dict = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
+    # a resumed run: the seconds the earlier runs spent on the epochs its checkpoint holds, which
+    # the harness adds to this run's own wall time (a time bound applies to the whole training)
+    earlier_wall_time_s: float = 0.0
 
 
 @dataclass
@@ -395,6 +398,10 @@ def execute(plan: Plan, options: RunOptions) -> tuple[MilestoneResult, dict]:
         redirect.uninstall(finder)
     wall = time.perf_counter() - start
     details = dict(measurement.details)
+    if measurement.earlier_wall_time_s:
+        details["wall_time_this_run_s"] = round(wall, 2)
+        details["wall_time_before_resume_s"] = round(measurement.earlier_wall_time_s, 2)
+        wall += measurement.earlier_wall_time_s
     if plan.learner is not None:
         details["learner_topics"] = [s.topic for s in used]
     result = MilestoneResult(plan.target, float(measurement.value), wall, details,

@@ -32,7 +32,9 @@ Presets (``dlfs milestone 17 --preset NAME``):
 
 Per-epoch checkpoints go to ``milestone-17-<preset>-seed<seed>.npz`` in the checkpoint folder
 the harness chooses (the workspace's, or the project's with ``--record``); ``--resume``
-continues from one and ends with exactly the model an uninterrupted run would have.
+continues from one and ends with exactly the model an uninterrupted run would have; its
+record's wall time adds the times of the checkpoint's epochs to the resumed run's own, so a time
+bound applies to the whole training.
 
 Note on the data: a CIFAR-10 folder recovered from JPEG-compressed images (about 30 dB PSNR)
 has the right images, labels and order but slightly degraded pixels, so accuracy measured on
@@ -195,8 +197,8 @@ def run(opts: RunOptions) -> Measurement:
         # the first 5,000 training images (unaugmented) give the patch covariance, as in airbench
         init_whitening(model.whiten, x_train[:5000])
     ckpt = opts.checkpoint
-    # the record says when a run was resumed: its wall time then covers only the last part,
-    # while the history's epoch times cover every epoch
+    # the record says when a run was resumed; its wall time then adds the epochs of the
+    # checkpoint (their times are in the history) to this run's
     resumed_after = (read_checkpoint(ckpt)[0]["epoch"] if opts.resume and ckpt is not None
                      and ckpt.exists() else None)
     # the per-epoch learning curve may use a part of the test set (it only monitors training)
@@ -252,6 +254,7 @@ def run(opts: RunOptions) -> Measurement:
             "confusion_matrix": cm.tolist(),
         },
         artifacts=artifacts,
+        earlier_wall_time_s=float(sum(history.epoch_time_s[:resumed_after or 0])),
     )
 
 
