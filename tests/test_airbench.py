@@ -376,8 +376,14 @@ def test_run_signature_without_lookahead_is_what_it_always_was():
     assert "lookahead_every" not in sig and "lookahead_alpha" not in sig, sig
     assert run_signature(TrainConfig(lookahead_every=5), 0, 10)["lookahead_every"] == 5
     assert "crop_padding" not in sig and "pad_mode" not in sig, "default crops keep the old signature"
-    sig = run_signature(TrainConfig(crop_padding=2, pad_mode="reflect"), 0, 10)
-    assert (sig["crop_padding"], sig["pad_mode"]) == (2, "reflect"), sig
+    assert "flip" not in sig, "random flips (the default) keep the old signature"
+    sig = run_signature(TrainConfig(crop_padding=2, pad_mode="reflect", flip="alternating"), 0, 10)
+    assert (sig["crop_padding"], sig["pad_mode"], sig["flip"]) == (2, "reflect", "alternating"), sig
+
+
+def test_an_unknown_flip_is_refused_when_the_config_is_made():
+    with pytest.raises(ValueError, match="flip must be one of 'random', 'alternating', 'none', got 'sometimes'"):
+        TrainConfig(flip="sometimes")
 
 
 # -- flip-and-translate test-time augmentation ---------------------------------------------

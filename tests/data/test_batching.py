@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dlfs.data.batching import BatchIterator, augment, random_crop, random_flip, sample_blocks
+from dlfs.data.batching import BatchIterator, alternating_flip, augment, random_crop, random_flip, sample_blocks
 
 
 def test_batches_cover_every_row_once_in_order():
@@ -124,6 +124,32 @@ def test_random_flip_matches_the_loop():
     assert 10 < flip.sum() < 54
     for i in range(64):
         np.testing.assert_array_equal(got[i], x[i, :, :, ::-1] if flip[i] else x[i])
+
+
+@settings(deadline=None, max_examples=25)
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), epoch=st.integers(1, 50))
+def test_alternating_flips_mirror_each_image_in_every_other_epoch(n, seed, epoch):
+    x = np.random.default_rng(seed).random((n, 2, 3, 5)).astype(np.float32)
+    mirrored = lambda out: np.array([np.array_equal(out[i], x[i, :, :, ::-1]) for i in range(n)])
+    a, b = alternating_flip(x, seed, epoch), alternating_flip(x, seed, epoch + 1)
+    assert a.dtype == np.float32 and a.shape == x.shape
+    for out in (a, b):
+        unchanged = np.array([np.array_equal(out[i], x[i]) for i in range(n)])
+        assert (mirrored(out) ^ unchanged).all(), "every image must be either itself or its mirror image"
+    assert (mirrored(a) != mirrored(b)).all(), \
+        f"epochs {epoch} and {epoch + 1} must mirror complementary images: {mirrored(a)} then {mirrored(b)}"
+    np.testing.assert_array_equal(alternating_flip(x, seed, epoch + 2), a, err_msg="the pattern has period 2")
+
+
+def test_alternating_flips_start_from_a_seeded_random_half():
+    x = np.random.default_rng(0).random((1000, 1, 2, 3))
+    first = np.array([np.array_equal(o, m) for o, m in zip(alternating_flip(x, 7, 1), x[..., ::-1])])
+    assert 420 < first.sum() < 580, f"epoch 1 should mirror about half of 1,000 images, mirrored {first.sum()}"
+    again = np.array([np.array_equal(o, m) for o, m in zip(alternating_flip(x, 7, 1), x[..., ::-1])])
+    other = np.array([np.array_equal(o, m) for o, m in zip(alternating_flip(x, 8, 1), x[..., ::-1])])
+    assert (again == first).all() and (other != first).any(), "the half is drawn from the seed alone"
+    with pytest.raises(ValueError, match="epochs are counted from 1"):
+        alternating_flip(x, 7, 0)
 
 
 def test_augment_shape_dtype_and_content():

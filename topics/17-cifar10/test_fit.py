@@ -282,6 +282,30 @@ def test_the_crops_follow_crop_padding_and_pad_mode(monkeypatch):
             assert unchanged < 0.3, f"{unchanged:.0%} of the images were not augmented"
 
 
+def test_alternating_flips_show_each_image_the_other_way_round_in_the_next_epoch(monkeypatch):
+    x, y = images(40, seed=0)
+    xt, yt = images(8, seed=1)
+    epochs = spy_on_batches(monkeypatch)
+    # no crops (padding 0), so every training image is exactly x[i] or its mirror image
+    cfg = recipe.TrainConfig(epochs=3, batch_size=16, lr=0.05, crop_padding=0, flip="alternating")
+    recipe.fit(tiny_resnet(0), x, y, xt, yt, cfg, seed=0, **QUIET)
+    assert len(epochs) == 3, f"expected 3 epochs of batches, got {len(epochs)}"
+    flat, mirror = x.reshape(len(x), -1), x[..., ::-1].reshape(len(x), -1)
+    flipped = []
+    for seen in epochs:
+        xs = np.concatenate([b[0] for b in seen]).reshape(-1, flat.shape[1])
+        plain = {int(i) for row in xs for i in np.flatnonzero((flat == row).all(axis=1))}
+        mirrored = {int(i) for row in xs for i in np.flatnonzero((mirror == row).all(axis=1))}
+        assert len(plain) + len(mirrored) == len(x) and not plain & mirrored, \
+            f"each of the {len(x)} images must be seen once, as itself or mirrored: " \
+            f"{len(plain)} plain, {len(mirrored)} mirrored"
+        flipped.append(mirrored)
+    assert 8 <= len(flipped[0]) <= 32, f"epoch 1 should mirror about half the images, mirrored {len(flipped[0])}"
+    assert flipped[1] == set(range(len(x))) - flipped[0], \
+        "flip='alternating': epoch 2 must mirror exactly the images epoch 1 showed unmirrored"
+    assert flipped[2] == flipped[0], "flip='alternating': epoch 3 must mirror the images epoch 1 did"
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     x, y = images(32, seed=0, size=4)
     xt, yt = images(16, seed=1, size=4)

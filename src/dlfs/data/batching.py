@@ -103,6 +103,21 @@ def random_flip(x: np.ndarray, p: float = 0.5, rng: int | np.random.Generator | 
     return np.where(flip[:, None, None, None], x[..., ::-1], x)
 
 
+def alternating_flip(x: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """airbench's derandomised flips (Jordan 2024): epoch 1 mirrors a random half of the images,
+    chosen by ``seed`` alone; every later epoch mirrors exactly the images the epoch before did
+    not. So every image is seen both ways in any two consecutive epochs, where independent coin
+    flips show a quarter of the images the same way twice.
+
+    x: (N, C, H, W), epoch: 1-based -> a new (N, C, H, W) array, dtype kept.
+    """
+    if int(epoch) < 1:
+        raise ValueError(f"epochs are counted from 1, got {epoch}")
+    first = np.random.default_rng([int(seed), 0xF11B]).random(len(x)) < 0.5
+    mirror = first if int(epoch) % 2 == 1 else ~first
+    return np.where(mirror[:, None, None, None], x[..., ::-1], x)
+
+
 def augment(x: np.ndarray, rng: int | np.random.Generator | None = None, *, padding: int = 4,
             flip: bool = True, pad_mode: str = "constant") -> np.ndarray:
     """The standard CIFAR augmentation: random crop with ``padding`` (``pad_mode`` as in

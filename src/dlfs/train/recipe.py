@@ -39,6 +39,7 @@ from dlfs.errors import DataError
 from dlfs.io import atomic_write_bytes
 
 CHECKPOINT_VERSION = 1
+FLIPS = ("random", "alternating", "none")
 
 
 @dataclass
@@ -57,9 +58,15 @@ class TrainConfig:
     augment: bool = True
     crop_padding: int = 4             # the augmentation's random crops: pad by this many pixels ...
     pad_mode: str = "constant"        # ... with zeros ("constant") or mirrored borders ("reflect")
+    flip: str = "random"              # "random": each image mirrored with p = 1/2 in every epoch;
+    #                                   "alternating": dlfs.data.batching.alternating_flip; "none"
     eval_batch_size: int = 500
     lookahead_every: int = 0          # > 0: wrap the optimiser in dlfs.train.lookahead.Lookahead
     lookahead_alpha: float = 0.5
+
+    def __post_init__(self):
+        if self.flip not in FLIPS:
+            raise ValueError(f"flip must be one of {', '.join(map(repr, FLIPS))}, got {self.flip!r}")
 
 
 @dataclass
@@ -248,6 +255,8 @@ def run_signature(cfg: TrainConfig, seed: int, n_train: int) -> dict:
         del sig["lookahead_every"], sig["lookahead_alpha"]
     if (cfg.crop_padding, cfg.pad_mode) == (4, "constant"):      # the same for the default crops
         del sig["crop_padding"], sig["pad_mode"]
+    if cfg.flip == "random":
+        del sig["flip"]
     return {**sig, "seed": int(seed), "n_train": int(n_train)}
 
 
@@ -287,8 +296,10 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     - loss: cross-entropy with ``cfg.label_smoothing`` for training, plain cross-entropy for
       the test loss;
     - epoch e (1-based): a shuffled ``BatchIterator`` whose order and augmentation (when
-      ``cfg.augment``: ``augment`` with ``padding=cfg.crop_padding``, ``pad_mode=cfg.pad_mode``)
-      both come from ``epoch_rng(seed, e)``; ``train_epoch``; ``evaluate``;
+      ``cfg.augment``: ``augment`` with ``padding=cfg.crop_padding``, ``pad_mode=cfg.pad_mode``,
+      and ``flip`` when ``cfg.flip == "random"``) both come from ``epoch_rng(seed, e)``; with
+      ``cfg.flip == "alternating"`` the iterator runs over ``alternating_flip(x_train, seed, e)``
+      instead of ``x_train``; ``train_epoch``; ``evaluate``;
       one entry per list of the history; a checkpoint (``meta`` plus
       ``{"run": run_signature(...)}``).
 
@@ -299,7 +310,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     """
     from tqdm import tqdm
 
-    from dlfs.data.batching import BatchIterator, augment
+    from dlfs.data.batching import BatchIterator, alternating_flip, augment
     from dlfs.nn.losses import CrossEntropyLoss
     from dlfs.optim.optimizers import SGD
     from dlfs.optim.schedules import CosineWithWarmup
@@ -331,10 +342,13 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
         log(f"resumed from {checkpoint} after epoch {done}/{cfg.epochs}")
 
     for epoch in range(start, cfg.epochs + 1):
+        t0 = time.perf_counter()
         rng = epoch_rng(seed, epoch)
-        batches = BatchIterator(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=rng,
-                                transform=partial(augment, padding=cfg.crop_padding, pad_mode=cfg.pad_mode)
-                                if cfg.augment else None)
+        flipped = cfg.augment and cfg.flip == "alternating"
+        batches = BatchIterator(alternating_flip(x_train, seed, epoch) if flipped else x_train, y_train,
+                                batch_size=cfg.batch_size, shuffle=True, seed=rng,
+                                transform=partial(augment, padding=cfg.crop_padding, pad_mode=cfg.pad_mode,
+                                                  flip=cfg.flip == "random") if cfg.augment else None)
         bar = tqdm(total=len(x_train), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", unit_scale=True,
                    leave=False, disable=not progress or None, dynamic_ncols=True)
         seen = [0]
@@ -345,7 +359,6 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
             bar.update(n)
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", lr=f"{optimizer.lr:.3g}", refresh=False)
 
-        t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(model, loss_fn, optimizer, batches, scheduler=scheduler,
                                             on_batch=on_batch)
         bar.close()
