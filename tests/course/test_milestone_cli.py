@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from dlfs.cli import main
 from dlfs.course import milestones, registry
+from dlfs.milestones.cifar_resnet import DEFAULT_PRESET as DEFAULT_17
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def dlfs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, words", [
     (("10", "--smoke", "--preset", "quick"), ["no preset 'quick'", "default", "MLP 784-512-512-10", "--smoke"]),
     (("10", "--preset", "nope"), ["no preset 'nope'", "≥ 98.0% in ≤ 60 s"]),
-    (("17", "--preset", "nope"), ["no preset 'nope'", "resnet9-20ep (default)", "quick", "≥ 80.0%",
+    (("17", "--preset", "nope"), ["no preset 'nope'", f"{DEFAULT_17} (default)", "quick", "≥ 80.0%",
                                   "dlfs milestone mnist-cnn"]),
     (("10", "--resume"), ["keeps no checkpoints"]),
     (("17", "--smoke", "--record"), ["never recorded"]),
@@ -49,7 +50,7 @@ def test_bad_requests_are_clear_usage_errors(dlfs, args, words):
 def test_resume_without_a_checkpoint_stops_and_says_where_it_looked(dlfs):
     r = dlfs("milestone", "17", "--resume")
     assert r.exit_code == 2, r.output
-    expected = dlfs.workspace / "checkpoints" / "milestone-17-resnet9-20ep-seed0.npz"
+    expected = dlfs.workspace / "checkpoints" / f"milestone-17-{DEFAULT_17}-seed0.npz"
     assert f"no checkpoint at {expected}" in r.output, r.output
     assert "epoch" not in r.output and "model:" not in r.output
 
@@ -57,7 +58,7 @@ def test_resume_without_a_checkpoint_stops_and_says_where_it_looked(dlfs):
 def test_list_presets_shows_names_descriptions_and_targets(dlfs):
     r = dlfs("milestone", "17", "--list-presets")
     assert r.exit_code == 0, r.output
-    for w in ("resnet9-20ep (default)", "≥ 90.0%", "quick", "≥ 80.0%", "--smoke", "≥ 30.0%", "mnist-cnn"):
+    for w in (f"{DEFAULT_17} (default)", "≥ 90.0%", "quick", "≥ 80.0%", "--smoke", "≥ 30.0%", "mnist-cnn"):
         assert w in r.output, f"{w!r} missing from:\n{r.output}"
     r = dlfs("milestone", "mnist-cnn", "--list-presets")
     assert r.exit_code == 0 and "≥ 99.0%" in r.output and "MNIST" in r.output, r.output
