@@ -189,7 +189,7 @@ def main(argv: list[str]) -> list[BenchResult]:
     from threadpoolctl import threadpool_limits
 
     from dlfs.parallel import limit_workers
-    from dlfs.transformer.training import keep_freed_memory
+    from dlfs.memory import keep_freed_memory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for ours, torch threads (default 1)")
@@ -221,7 +221,7 @@ def one_thread_step(config: str) -> BenchResult:
     from threadpoolctl import threadpool_limits
 
     from dlfs.parallel import limit_workers
-    from dlfs.transformer.training import keep_freed_memory
+    from dlfs.memory import keep_freed_memory
 
     torch = try_torch()
     torch.set_num_threads(1)

@@ -163,12 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
     from dlfs.lora.nf4 import nf4_bits_per_param
     from dlfs.milestones.mini_gpt import PRESETS, blas_threads
     from dlfs.optim.optimizers import AdamW
-    from dlfs.transformer.training import (
-        TrainConfig,
-        adamw_groups,
-        evaluate,
-        keep_freed_memory,
-    )
+    from dlfs.memory import keep_freed_memory
+    from dlfs.transformer.training import TrainConfig, adamw_groups, evaluate
 
     p = common.parser("lora_finetune", __doc__.split("\n\n")[0], "topic-35", data="word2vec/ and tinyshakespeare/")
     p.add_argument("--checkpoint", type=Path, default=None, help="a Milestone 30 training checkpoint (.npz)")

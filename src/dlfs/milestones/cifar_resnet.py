@@ -183,10 +183,12 @@ def run(opts: RunOptions) -> Measurement:
     from dlfs.data.cifar import CLASSES, load_cifar10
     from dlfs.train.loop import confusion_matrix, evaluate
     from dlfs.nn.losses import CrossEntropyLoss
+    from dlfs.memory import keep_freed_memory
     from dlfs.train.recipe import fit, per_class_accuracy
 
     name = opts.preset
     p = SMOKE if opts.smoke else PRESETS[name]
+    keep_freed_memory(all_sizes=True)      # activations of 30-130 MiB, allocated every step
     ds = load_cifar10(opts.data_dir, normalize=True)
     x_train, y_train = ds.x_train[:p.train_limit], ds.y_train[:p.train_limit]
     x_test, y_test = ds.x_test[:p.test_limit], ds.y_test[:p.test_limit]

@@ -525,7 +525,7 @@ def run(opts: RunOptions) -> Measurement:
 
     from dlfs.data.text import load_shakespeare
     from dlfs.milestones.mini_gpt import blas_threads
-    from dlfs.transformer.training import keep_freed_memory
+    from dlfs.memory import keep_freed_memory
 
     cfg = SMOKE if opts.smoke else FULL
     load_start = os.getloadavg()

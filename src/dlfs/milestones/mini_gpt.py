@@ -120,7 +120,8 @@ def run(opts: RunOptions) -> Measurement:
     from dlfs.train.recipe import read_checkpoint
     from dlfs.transformer.gpt import GPT
     from dlfs.transformer.sampling import generate
-    from dlfs.transformer.training import evaluate, fit, keep_freed_memory
+    from dlfs.memory import keep_freed_memory
+    from dlfs.transformer.training import evaluate, fit
 
     p = SMOKE if opts.smoke else PRESETS[opts.preset]
     ds = load_shakespeare(opts.data_dir)

@@ -34,5 +34,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "dlfs.transformer.grouped_query": ["GroupedQueryAttention", "use_grouped_query"],
     "dlfs.transformer.checkpointing": ["Checkpoint", "checkpoint", "uncheckpoint", "checkpoint_blocks"],
     "dlfs.transformer.training": ["TrainConfig", "get_batch", "decay_groups", "train_step", "ParamGroups",
-                                  "adamw_groups", "windows", "evaluate", "keep_freed_memory", "fit"],
+                                  "adamw_groups", "windows", "evaluate", "fit"],
 })
