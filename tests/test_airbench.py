@@ -139,6 +139,68 @@ def test_forward_shapes_and_the_frozen_filters_survive_state_dict_and_training()
         AirbenchNet((4, 8, 8), image_size=8)
 
 
+def grads_after_backward(model, x, dy):
+    model.zero_grad()
+    model.forward(x)
+    returned = model.backward(dy)
+    return returned, {name: None if p.grad is None else p.grad.copy() for name, p in model.named_parameters()}
+
+
+def test_without_input_grad_the_parameter_gradients_are_the_same_and_nothing_is_returned():
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16))
+    dy = np.random.default_rng(1).standard_normal((4, 10))
+    full = AirbenchNet((3, 4, 5), rng=0, dtype=np.float64, image_size=16)
+    lean = AirbenchNet((3, 4, 5), rng=0, dtype=np.float64, image_size=16, input_grad=False)
+    dx, want = grads_after_backward(full, x, dy)
+    none, got = grads_after_backward(lean, x, dy)
+    assert dx.shape == x.shape and none is None, "input_grad=False: backward returns None"
+    for name in want:
+        assert_close(got[name], want[name], rtol=1e-12, atol=1e-15, what=f"{name} without input_grad")
+    assert lean.whiten.W.grad is None
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_the_whitening_bias_freezes_after_its_steps_and_a_loaded_model_keeps_the_count(input_grad):
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16))
+    dy = np.random.default_rng(1).standard_normal((4, 10))
+    reference = AirbenchNet((3, 4, 5), rng=0, dtype=np.float64, image_size=16)
+    model = AirbenchNet((3, 4, 5), rng=0, dtype=np.float64, image_size=16, input_grad=input_grad,
+                        whiten_bias_steps=2)
+    _, want = grads_after_backward(reference, x, dy)
+    for step in (1, 2):
+        _, got = grads_after_backward(model, x, dy)
+        assert got["whiten.b"] is not None, f"the bias trains in backward pass {step} of 2"
+        assert_close(got["whiten.b"], want["whiten.b"], rtol=1e-12, atol=1e-15, what=f"whiten.b, pass {step}")
+    assert "whiten_bias_steps_done" in model.state_dict() and "whiten_bias_steps_done" not in reference.state_dict()
+    resumed = AirbenchNet((3, 4, 5), rng=5, dtype=np.float64, image_size=16, input_grad=input_grad,
+                          whiten_bias_steps=2)
+    resumed.load_state_dict(model.state_dict())
+    for net in (model, resumed):
+        dx, got = grads_after_backward(net, x, dy)
+        assert got["whiten.b"] is None, f"after 2 passes the whitening bias is frozen; got {got['whiten.b']}"
+        for name in want:
+            if name != "whiten.b":
+                assert_close(got[name], want[name], rtol=1e-12, atol=1e-15, what=f"{name} with the bias frozen")
+        assert (dx is None) == (not input_grad)
+        if input_grad:
+            assert_close(dx, reference.backward(dy), rtol=1e-12, atol=1e-15, what="dx with the bias frozen")
+    assert int(model.state_dict()["whiten_bias_steps_done"]) == 3
+
+
+def test_sgd_leaves_a_frozen_whitening_bias_where_it_is():
+    model = AirbenchNet((3, 4, 5), rng=0, image_size=16, input_grad=False, whiten_bias_steps=1)
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    moved = []
+    for _ in range(3):
+        before = model.whiten.b.data.copy()
+        model.zero_grad()
+        model.backward(np.ones((4, 10), np.float32) * 0 + model.forward(x))
+        opt.step()
+        moved.append(not np.array_equal(before, model.whiten.b.data))
+    assert moved == [True, False, False], f"the bias should move in step 1 only: {moved}"
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_parameter_gradients_match_finite_differences(train):
     # every parameter of the network; dx is checked against PyTorch below (in a network this
@@ -440,6 +502,9 @@ def test_the_airbench_presets_are_declared_with_their_time_limits():
         assert isinstance(preset.build(np.random.default_rng(0)), AirbenchNet) and preset.translate_tta == 1
         assert preset.train.lookahead_every > 0 and preset.train.label_smoothing == 0.2, preset.train
     assert cifar_resnet.PRESETS["airbench-2h"].widths == (64, 256, 256)
+    for name in ("airbench-45min", "airbench-2h"):
+        model = cifar_resnet.PRESETS[name].build(np.random.default_rng(0), steps_per_epoch=98)
+        assert not model.input_grad and model.whiten_bias_steps == 3 * 98, (name, model.whiten_bias_steps)
 
 
 def test_the_default_preset_is_the_fastest_whose_recorded_median_reached_90_percent():

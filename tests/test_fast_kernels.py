@@ -39,6 +39,28 @@ def test_batched_convolution_equals_topic_12(n, c_in, c_out, h, w, k, pad, bias,
         assert_close(g, r, rtol=1e-12, atol=1e-12, what=f"{name} vs Topic 12 (C_in={c_in}, C_out={c_out})")
 
 
+@pytest.mark.parametrize("c_in, c_out", [(2, 5), (5, 2)])       # both routes to dx
+def test_without_dx_the_weight_gradients_are_unchanged(c_in, c_out):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, c_in, 6, 6))
+    wt = rng.standard_normal((c_out, c_in, 3, 3))
+    dout = rng.standard_normal((3, c_out, 6, 6))
+    dx, dw, db = conv2d_backward_batched(dout, x, wt, (1, 1))
+    none, dw2, db2 = conv2d_backward_batched(dout, x, wt, (1, 1), need_dx=False)
+    assert none is None, f"need_dx=False must skip dx, got {type(none)}"
+    assert_close(dw2, dw, rtol=0, atol=0, what="dw without dx")
+    assert_close(db2, db, rtol=0, atol=0, what="db without dx")
+    for stride in (1, 2):                                       # the batched kernel and Topic 12's
+        layer = FastConv2d(c_in, c_out, 3, stride, 1, bias=True, rng=0, dtype=np.float64)
+        dy = rng.standard_normal(layer.forward(x).shape)
+        layer.backward(dy)
+        full = (layer.W.grad.copy(), layer.b.grad.copy())
+        layer.zero_grad()
+        assert layer.backward_weights(dy) is None
+        assert_close(layer.W.grad, full[0], rtol=0, atol=0, what=f"backward_weights dW (stride {stride})")
+        assert_close(layer.b.grad, full[1], rtol=0, atol=0, what=f"backward_weights db (stride {stride})")
+
+
 def test_float32_stays_float32_and_many_chunks_add_up(monkeypatch):
     monkeypatch.setattr("dlfs.parallel.CHUNK_BYTES", 1)           # one sample per chunk
     rng = np.random.default_rng(0)

@@ -129,14 +129,28 @@ class AirbenchNet(Layer):
     """The airbench network with ``widths`` (w1, w2, w3), ``whiten_kernel`` k, GELU form
     ``gelu``, dirac initialisation ``dirac`` and airbench's BatchNorm (``bn_bias_scale`` 8:
     no trained scale, 64× the learning rate on the shifts; None for Topic 16's BatchNorm2d;
-    running statistics with ``bn_momentum`` 0.4, airbench's) (see the module docstring). Weights are drawn from ``rng`` layer by layer, in order; the whitening
-    filters start random too until ``init_whitening(model.whiten, x_train)`` sets them.
+    running statistics with ``bn_momentum`` 0.4, airbench's) (see the module docstring). Weights
+    are drawn from ``rng`` layer by layer, in order; the whitening filters start random too until
+    ``init_whitening(model.whiten, x_train)`` sets them.
+
+    Two settings save backward work in training (the gradients of the parameters are the same):
+
+    - ``input_grad=False``: ``backward`` returns None instead of the gradient of the images,
+      which training never uses; the frozen whitening filters then need no backward at all,
+      only the bias its gradient (a sum).
+    - ``whiten_bias_steps=S``: the whitening bias trains for the first S backward passes and is
+      then frozen, as airbench does after 3 epochs: its gradient stays None, so the optimisers
+      skip it (a lookahead exchange can still move it once, to its slow copy). With ``input_grad=False`` the backward then stops at the first 3×3
+      convolution's weights: no dx there, no GELU backward at 31×31, about a tenth of the step.
+      The count of backward passes is a buffer (``whiten_bias_steps_done``), so a resumed
+      run freezes the bias at the same step.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = 10,
                  in_channels: int = 3, whiten_kernel: int = 2, rng: np.random.Generator | int | None = None,
                  dtype=np.float32, image_size: int = 32, gelu: str = "tanh", dirac: bool = True,
-                 bn_bias_scale: float | None = 8.0, bn_momentum: float = 0.4):
+                 bn_bias_scale: float | None = 8.0, bn_momentum: float = 0.4, input_grad: bool = True,
+                 whiten_bias_steps: int | None = None):
         if len(widths) != 3:
             raise ValueError(f"AirbenchNet has three blocks, got widths {tuple(widths)}")
         k, s = int(whiten_kernel), int(image_size) - int(whiten_kernel) + 1
@@ -147,6 +161,9 @@ class AirbenchNet(Layer):
                              f"whitening layer and three 2x poolings")
         rng = np.random.default_rng(rng)
         self.widths, self.image_size, self.final_size = tuple(int(w) for w in widths), int(image_size), s
+        self.input_grad = bool(input_grad)
+        self.whiten_bias_steps = None if whiten_bias_steps is None else int(whiten_bias_steps)
+        self.whiten_bias_steps_done = np.array(0, dtype=np.int64)
         w1, w2, w3 = self.widths
         whiten_width = 2 * in_channels * k * k
         self.whiten = Conv2d(in_channels, whiten_width, k, bias=True, rng=rng, dtype=dtype)
@@ -168,7 +185,8 @@ class AirbenchNet(Layer):
         return ((name, p) for name, p in super().named_parameters(prefix) if p is not frozen)
 
     def buffers(self) -> dict[str, np.ndarray]:
-        return {"whiten_W": self.whiten.W.data}
+        counted = {} if self.whiten_bias_steps is None else {"whiten_bias_steps_done": self.whiten_bias_steps_done}
+        return {"whiten_W": self.whiten.W.data, **counted}
 
     @property
     def whiten_W(self) -> np.ndarray:
@@ -185,9 +203,26 @@ class AirbenchNet(Layer):
             raise ValueError(f"AirbenchNet expects images of shape (N, C, {s}, {s}), got {x.shape}")
         return self.net.forward(self.whiten.forward(x))
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dy: (N, num_classes) -> dx: (N, in_channels, S, S); parameter grads accumulate
-        (the frozen whitening filters keep no gradient)."""
-        dx = self.whiten.backward(self.net.backward(dy))
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """dy: (N, num_classes) -> dx: (N, in_channels, S, S), or None without ``input_grad``;
+        parameter grads accumulate (the frozen whitening filters keep no gradient, nor the
+        whitening bias after ``whiten_bias_steps`` backward passes)."""
+        train_bias = self.whiten_bias_steps is None or int(self.whiten_bias_steps_done) < self.whiten_bias_steps
+        self.whiten_bias_steps_done = np.array(int(self.whiten_bias_steps_done) + 1, dtype=np.int64)
+        dx = None
+        if not self.input_grad and not train_bias:
+            gelu, first_conv, *rest = self.net.layers
+            for layer in reversed(rest):
+                dy = layer.backward(dy)
+            first_conv.backward_weights(dy)
+        else:
+            d = self.net.backward(dy)                           # (N, 2·C·k·k, S - k + 1, S - k + 1)
+            if self.input_grad:
+                dx = self.whiten.backward(d)
+            else:
+                self.whiten.b.accumulate_grad(d.reshape(len(d), d.shape[1], -1).sum(axis=(0, 2)))
+        # None, not zeros: the optimisers skip the parameter (no decay, no momentum)
         self.whiten.W.grad = None
+        if not train_bias:
+            self.whiten.b.grad = None
         return dx

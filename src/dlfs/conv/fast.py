@@ -117,9 +117,10 @@ def col2im_batched(dcols: np.ndarray, x_shape, kh: int, kw: int, padding: tuple[
     return dxp[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
 
 
-def conv2d_backward_batched(dout: np.ndarray, x: np.ndarray, w: np.ndarray,
-                            padding=(0, 0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv2d_forward_batched`: ``(dx, dw, db)`` shaped like x, w, (C_out,).
+def conv2d_backward_batched(dout: np.ndarray, x: np.ndarray, w: np.ndarray, padding=(0, 0),
+                            need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv2d_forward_batched`: ``(dx, dw, db)`` shaped like x, w, (C_out,);
+    dx is None when not ``need_dx`` (a first layer: half the work of the backward is dx).
 
     dw is one (C_out, B·L) @ (B·L, C_in·kh·kw) product per chunk. dx takes the cheaper of two
     equal routes: when C_out > C_in, ``col2im(W2ᵀ @ dout2)`` in the same chunk (its columns
@@ -137,7 +138,7 @@ def conv2d_backward_batched(dout: np.ndarray, x: np.ndarray, w: np.ndarray,
     L = H_out * W_out
     d3 = dout.reshape(N, C_out, L)
     w2 = w.reshape(C_out, C_in * kh * kw)
-    via_col2im = C_out > C_in
+    via_col2im = need_dx and C_out > C_in
     dx = np.empty(x.shape, dtype=dtype) if via_col2im else None
 
     def chunk(lo, hi):
@@ -153,7 +154,7 @@ def conv2d_backward_batched(dout: np.ndarray, x: np.ndarray, w: np.ndarray,
     for part in map_chunks(chunk, N, _chunk_size(N, C_in * kh * kw * L * dtype.itemsize)):
         dw += part
     db = d3.sum(axis=(0, 2))
-    if not via_col2im:
+    if need_dx and not via_col2im:
         w_flip = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
         dx = conv2d_forward_batched(dout, w_flip, None, (kh - 1 - ph, kw - 1 - pw))
     return dx, dw.reshape(w.shape), db
@@ -187,6 +188,19 @@ class FastConv2d(Conv2d):
         if self.b is not None:
             self.b.accumulate_grad(db)
         return dx
+
+    def backward_weights(self, dy: np.ndarray) -> None:
+        """The parameter gradients of ``backward(dy)`` without dx, for a layer whose input
+        needs no gradient (Topic 12's kernels, when they run instead, compute dx and drop it)."""
+        if not self._batched():
+            super().backward(dy)
+            return
+        if self.x is None:
+            raise RuntimeError("FastConv2d.backward_weights called before forward")
+        _, dW, db = conv2d_backward_batched(dy, self.x, self.W.data, self.padding, need_dx=False)
+        self.W.accumulate_grad(dW)
+        if self.b is not None:
+            self.b.accumulate_grad(db)
 
 
 def max_pool2d_forward_tiled(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
