@@ -138,7 +138,9 @@ def airbench_step(batch: int = 512, widths=(32, 128, 128)):
     # at the block's input size and one at half of it (31 -> 15 -> 7 -> 3)
     macs = (31 * 31 * 3 * 4 * 24 + 9 * (31 * 31 * 24 * w1 + 15 * 15 * w1 * w1 + 15 * 15 * w1 * w2
                                         + 7 * 7 * w2 * w2 + 7 * 7 * w2 * w3 + 3 * 3 * w3 * w3) + w3 * 10)
-    return _sgd_step_pair(f"airbench {widths} training step, batch {batch}", AirbenchNet(widths, rng=0),
+    # input_grad=False: neither side computes the gradient of the images (torch's input needs none)
+    return _sgd_step_pair(f"airbench {widths} training step, batch {batch}",
+                          AirbenchNet(widths, rng=0, input_grad=False),
                           lambda torch: torch_airbench(torch, widths), batch, macs)
 
 
