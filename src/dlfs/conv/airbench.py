@@ -140,8 +140,9 @@ class AirbenchNet(Layer):
       only the bias its gradient (a sum).
     - ``whiten_bias_steps=S``: the whitening bias trains for the first S backward passes and is
       then frozen, as airbench does after 3 epochs: its gradient stays None, so the optimisers
-      skip it (a lookahead exchange can still move it once, to its slow copy). With ``input_grad=False`` the backward then stops at the first 3×3
-      convolution's weights: no dx there, no GELU backward at 31×31, about a tenth of the step.
+      skip it (a lookahead exchange can still move it once, to its slow copy). With
+      ``input_grad=False`` the backward then stops at the first 3×3 convolution's weights: no
+      dx there, no GELU backward at 31×31.
       The count of backward passes is a buffer (``whiten_bias_steps_done``), so a resumed
       run freezes the bias at the same step.
     """

@@ -141,9 +141,9 @@ PRESETS.update({
                              0, (32, 64, 64), TrainConfig(epochs=9, warmup_epochs=1, **_AIRBENCH),
                              target=0.85, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=15 * 60, monitor_limit=2000),
-    # 9 epochs of about 275 s with the per-epoch evaluation on 2,000 test images, plus about
-    # 130 s outside the epochs: about 2,600 s of the 2,700 (8 epochs with the full evaluation
-    # took 2,558 s idle for 89.89%)
+    # 9 epochs with the per-epoch evaluation on 2,000 test images and the whitening bias frozen
+    # after 3 (epochs of 258-290 s), plus about 130 s outside the epochs: 2,555 and 2,655 s
+    # measured (seeds 0 and 1, idle machine)
     "airbench-45min": Preset("airbench's own network, widths (64, 256, 256), 9 epochs, "
                              "flip-and-translate TTA (measured: median 90.34% of seeds 0 and 1, 43.4 min)",
                              0, (64, 256, 256), TrainConfig(epochs=9, warmup_epochs=1, **_AIRBENCH),
