@@ -51,3 +51,30 @@ def test_every_experiment_offers_record_and_defaults_to_the_workspace(module, ca
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert "--record" in text and "<workspace>/results/" in text, f"{module}: {text[-400:]}"
+
+
+def test_run_info_gives_every_record_its_provenance(monkeypatch):
+    monkeypatch.setattr(milestones, "git_commit", lambda: "abc123")
+    info = common.RunInfo("demo", ["--steps", "3"])
+    fields = info.fields(note="shared machine")
+    assert fields["command"] == "python -m dlfs.experiments.demo --steps 3", fields["command"]
+    assert fields["commit"] == "abc123", fields["commit"]
+    assert fields["machine"]["note"] == "shared machine" and fields["machine"]["cpu_count"] >= 1, fields["machine"]
+    load = fields["load_average_1_5_15min"]
+    assert len(load["start"]) == 3 and len(load["end"]) == 3, load
+    assert fields["wall_time_s"] >= 0 and fields["date"][:2] == "20", fields
+    assert common.RunInfo("dlfs.quant.experiment", []).command == "python -m dlfs.quant.experiment"
+
+
+def test_a_short_selective_copying_run_records_where_it_came_from(tmp_path, monkeypatch):
+    import json
+
+    from dlfs.experiments import selective_copying
+
+    monkeypatch.setattr(milestones, "git_commit", lambda: "abc123")
+    args = ["--steps", "2", "--eval-every", "1", "--eval-size", "4", "--batch", "2", "--length", "8",
+            "--d-model", "8", "--d-state", "2", "--n-layers", "1", "--out", str(tmp_path)]
+    assert selective_copying.main(args) == 0
+    record = json.loads((tmp_path / "selective_copying.json").read_text())
+    assert record["commit"] == "abc123" and record["command"].endswith(" ".join(args)), record["command"]
+    assert record["machine"]["blas_threads"] == 1 and "load_average_1_5_15min" in record, sorted(record)

@@ -9,7 +9,9 @@ learner's run never overwrites the project's records; ``--record`` writes the pr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +33,38 @@ def parser(module: str, description: str, results: str, *, data: str | None = No
                    help=f"(maintainers) write the project's results/{results} instead of your workspace's")
     p.set_defaults(results=results)
     return p
+
+
+class RunInfo:
+    """Where a recorded result came from. Made when the run starts (the commit, the load
+    average, the clock); :meth:`fields` at the end gives the record's ``date``, ``command``,
+    ``commit``, ``machine``, ``load_average_1_5_15min`` (start and end) and ``wall_time_s``.
+
+    ``module``: as for :func:`parser`; ``argv``: the arguments the run was given (None: the
+    process's own)."""
+
+    def __init__(self, module: str, argv: list[str] | None = None):
+        from dlfs.course.milestones import git_commit
+
+        name = module if "." in module else f"dlfs.experiments.{module}"
+        args = sys.argv[1:] if argv is None else list(argv)
+        self.command = " ".join(["python -m", name, *args])
+        self.commit = git_commit()
+        self.load_start = os.getloadavg()
+        self.t_start = time.perf_counter()
+
+    def fields(self, **machine_notes) -> dict:
+        """The provenance fields of the record; ``machine_notes`` are added to ``machine``
+        (e.g. ``note="2 CPU cores shared with other jobs"``, ``blas_threads=1``)."""
+        from dlfs.course.milestones import machine_info
+
+        return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": self.command,
+                "commit": self.commit,
+                "machine": {**machine_info(), **machine_notes},
+                "load_average_1_5_15min": {"start": [round(x, 2) for x in self.load_start],
+                                           "end": [round(x, 2) for x in os.getloadavg()]},
+                "wall_time_s": round(time.perf_counter() - self.t_start, 1)}
 
 
 def output_dir(args: argparse.Namespace) -> Path:

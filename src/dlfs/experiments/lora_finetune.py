@@ -39,7 +39,6 @@ Saves ``lora_finetune.json`` and ``lora_finetune.png``.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import time
 from pathlib import Path
@@ -149,7 +148,6 @@ def finetune(model, train, T: int, batch_size: int, steps: int, params_or_groups
 def main(argv: list[str] | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from dlfs.course.milestones import git_commit, machine_info
     from dlfs.data import load_word2vec
     from dlfs.data.text import load_shakespeare, read_text, split_ids
     from dlfs.io import atomic_write_json
@@ -184,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     log = lambda s: print(s, flush=True)
     keep_freed_memory()
     out = common.output_dir(args)
-    commit, load_start = git_commit(), os.getloadavg()
+    info = common.RunInfo("lora_finetune", argv)
 
     with threadpool_limits(blas_threads(), user_api="blas"):
         t_start = time.perf_counter()
@@ -242,12 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     gain = full["val_loss_before"] - full["val_loss_after"]
     for row in rows[1:]:
         row["share_of_full_improvement"] = (row["val_loss_before"] - row["val_loss_after"]) / gain if gain else None
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "command": "python -m dlfs.experiments.lora_finetune "
-                         + " ".join(argv if argv is not None else sys.argv[1:]),
-              "commit": commit, "machine": {**machine_info(), "blas_threads": blas_threads()},
-              "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
-                                         "end": [round(x, 2) for x in os.getloadavg()]},
+    record = {**info.fields(blas_threads=blas_threads()),
               "base": origin, "preset": preset,
               "model": base.config.as_dict(), "parameters": int(n_total), "text": {"rule": RULE, **counts},
               "train_chars": int(train.size), "heldout_chars": int(val.size), "base_val_loss": base_loss,

@@ -175,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_shakespeare(args.data_dir)
     out = common.output_dir(args)
+    info = common.RunInfo("moe_vs_dense", argv)
     with threadpool_limits(1):
         runs = [run(cfg, data, "dense", False, 0.0, progress=lambda s: print(s, flush=True)),
                 run(cfg, data, "MoE, balance loss 0.01", True, cfg.balance_coef, lambda s: print(s, flush=True)),
                 run(cfg, data, "MoE, no balance loss", True, 0.0, lambda s: print(s, flush=True))]
     result = {"config": asdict(cfg), "data": "Tiny Shakespeare, characters, 90/10 split", "runs": runs,
-              "command": "python -m dlfs.experiments.moe_vs_dense " + " ".join(argv or sys.argv[1:])}
+              **info.fields(blas_threads=1)}
     atomic_write_json(out / "moe_vs_dense.json", result)
     plot(result, out / "moe_vs_dense.png")
     for r in runs:

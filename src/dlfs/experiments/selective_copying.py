@@ -170,11 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     from dlfs.io import atomic_write_json
 
     out = common.output_dir(args)
+    info = common.RunInfo("selective_copying", argv)
     with threadpool_limits(1):
         runs = [train(cfg, sel, progress=lambda s: print(s, flush=True)) for sel in (True, False)]
     result = {"task": "selective copying (Gu & Dao 2023, Table 1), smaller sizes",
               "config": asdict(cfg), "chance_accuracy": 1.0 / cfg.n_tokens, "runs": runs,
-              "command": "python -m dlfs.experiments.selective_copying " + " ".join(argv or sys.argv[1:])}
+              **info.fields(blas_threads=1)}
     atomic_write_json(out / "selective_copying.json", result)
     plot(result, out / "selective_copying.png")
     for run in runs:

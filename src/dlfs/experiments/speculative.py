@@ -34,7 +34,6 @@ Saves ``speculative-<preset>.json`` and ``.png`` (``speculative-<preset>-kv.*`` 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -182,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
-    from dlfs.course.milestones import git_commit, machine_info
     from dlfs.data import load_shakespeare
     from dlfs.io import atomic_write_json
     from dlfs.milestones.mini_gpt import PRESETS
@@ -202,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     draft_train = TrainConfig(max_steps=args.draft_steps, batch_size=12, lr=3e-3, min_lr=3e-4, warmup_steps=50,
                               eval_every=250, checkpoint_every=250)
     ks = [int(k) for k in args.ks.split(",")]
-    commit, load_start, t_start = git_commit(), os.getloadavg(), time.perf_counter()
+    info = common.RunInfo("speculative", argv)
     with threadpool_limits(1, user_api="blas"):
         gpt_t = GPT(preset.model, rng=np.random.default_rng(args.seed))
         target_info = train(gpt_t, ds, preset.train, target_ckpt, args.seed, "target")
@@ -224,13 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "target_call_s": t_target, "draft_call_s": t_draft,
             "sampling": measure(target, draft, prompts, n_new, ks, args.seed, greedy=False),
             "greedy": measure(target, draft, prompts, n_new, ks, args.seed, greedy=True),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": "python -m dlfs.experiments.speculative " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "commit": commit,
-            "machine": {**machine_info(), "note": "CPU cores shared with other jobs (timings are noisy)"},
-            "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
-                                       "end": [round(x, 2) for x in os.getloadavg()]},
-            "wall_time_s": round(time.perf_counter() - t_start, 1),
+            **info.fields(note="CPU cores shared with other jobs (timings are noisy)"),
         }
     name = f"speculative-{args.preset}" + ("-kv" if args.kv_cache else "")
     atomic_write_json(out / f"{name}.json", result)

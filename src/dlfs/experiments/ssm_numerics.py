@@ -20,7 +20,6 @@ Writes ``ssm_numerics.json`` in the output folder and prints the figures.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -121,11 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     shape = tuple(int(s) for s in args.shape.split(","))
     if len(shape) != 3 or min(shape) < 1 or args.repeats < 1:
         p.error(f"--shape needs three positive sizes Bt,L,M and --repeats ≥ 1, got {args.shape!r}, {args.repeats}")
-    from dlfs.course.milestones import git_commit, machine_info
     from dlfs.io import atomic_write_json
 
     out = common.output_dir(args)
-    commit, load_start, t_start = git_commit(), os.getloadavg(), time.perf_counter()
+    info = common.RunInfo("ssm_numerics", argv)
     gaps = discretisation_gap()
     agreement = scan_agreement()
     timing = scan_timing(shape, repeats=args.repeats)
@@ -145,13 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "other jobs on the shared machine do not inflate it; the wall-clock medians "
                                   "are recorded beside it for comparison",
                         "rows": timing},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "python -m dlfs.experiments.ssm_numerics " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit,
-        "machine": {**machine_info(), "note": "2 CPU cores shared with other jobs"},
-        "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
-                                   "end": [round(x, 2) for x in os.getloadavg()]},
-        "wall_time_s": round(time.perf_counter() - t_start, 1),
+        **info.fields(note="2 CPU cores shared with other jobs"),
     }
     atomic_write_json(out / "ssm_numerics.json", result)
 
