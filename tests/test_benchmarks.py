@@ -118,3 +118,48 @@ def test_the_torch_airbench_twin_has_our_layers_and_parameter_count():
         f"expected {ours.num_parameters()} + {frozen} trained parameters in the torch twin, got {n_theirs}"
     out = theirs(torch.zeros(2, 3, 32, 32))
     assert tuple(out.shape) == (2, 10), f"expected logits (2, 10), got {tuple(out.shape)}"
+
+
+@pytest.mark.parametrize("N, C_in, C_out, H, W, pad", [(2, 3, 4, 5, 5, 1), (3, 5, 2, 6, 7, 0), (2, 4, 6, 7, 4, 2),
+                                                       (1, 2, 3, 3, 3, 0), (2, 3, 3, 1, 1, 1), (2, 8, 8, 9, 9, 1)])
+def test_the_winograd_and_shifted_view_convolutions_equal_im2col(N, C_in, C_out, H, W, pad):
+    from benchmarks.conv_algorithms import (
+        conv3x3_backward_winograd,
+        conv3x3_forward_shifted,
+        conv3x3_forward_winograd,
+    )
+    from dlfs.conv.fast import conv2d_backward_batched, conv2d_forward_batched
+    from dlfs.testing import assert_close
+
+    rng = np.random.default_rng(N * 100 + C_in * 10 + H)
+    x = rng.standard_normal((N, C_in, H, W))
+    w = rng.standard_normal((C_out, C_in, 3, 3))
+    b = rng.standard_normal(C_out)
+    y = conv2d_forward_batched(x, w, b, (pad, pad))
+    assert_close(conv3x3_forward_winograd(x, w, b, (pad, pad)), y, rtol=1e-12, atol=1e-12, what="Winograd forward")
+    assert_close(conv3x3_forward_shifted(x, w, (pad, pad)) + b[:, None, None], y, rtol=1e-12, atol=1e-12,
+                 what="shifted-view forward")
+    dout = rng.standard_normal(y.shape)
+    for got, expected, what in zip(conv3x3_backward_winograd(dout, x, w, (pad, pad)),
+                                   conv2d_backward_batched(dout, x, w, (pad, pad)), ("dx", "dw", "db")):
+        assert_close(got, expected, rtol=1e-12, atol=1e-12, what=f"Winograd {what}")
+    none, dw, _ = conv3x3_backward_winograd(dout, x, w, (pad, pad), need_dx=False)
+    assert none is None
+    assert_close(dw, conv2d_backward_batched(dout, x, w, (pad, pad))[1], rtol=1e-12, atol=1e-12, what="dw without dx")
+
+
+def test_the_convolution_algorithms_benchmark_reports_every_method(monkeypatch, capsys):
+    from benchmarks import conv_algorithms
+
+    monkeypatch.setattr(conv_algorithms, "LAYERS", [("tiny", 2, 3, 4, 6)])
+    rows = conv_algorithms.main(["--repeats", "1"])
+    assert len(rows) == 1, rows
+    row = rows[0]
+    for key in ("im2col_fwd_ms", "im2col_copy_ms", "im2col_product_ms", "im2col_bwd_ms", "winograd_fwd_ms",
+                "winograd_bwd_ms", "shifted_fwd_ms"):
+        assert row[key] >= 0, (key, row)
+    for key in ("im2col_error", "winograd_error", "shifted_error"):
+        assert row[key] < 1e-5, (key, row[key])
+    assert "tiny" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        conv_algorithms.main(["--repeats", "0"])
