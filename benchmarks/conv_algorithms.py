@@ -110,14 +110,9 @@ def _output_tiles(M: np.ndarray, out: np.ndarray, Th: int, Tw: int) -> None:
 
 def conv3x3_forward_winograd(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                              padding=(1, 1)) -> np.ndarray:
-    """Stride-1 3×3 convolution by F(2×2, 3×3).
-
-    x: (N, C_in, H, W); w: (C_out, C_in, 3, 3); b: (C_out,) or None; padding: (p_h, p_w).
-    Returns (N, C_out, H_out, W_out) in ``np.result_type(x, w)``, equal to Topic 12's
-    ``conv2d_forward(x, w, b, 1, padding)`` up to rounding."""
+    """``dlfs.conv.fast.conv2d_forward_batched`` for a 3×3 kernel, by F(2×2, 3×3)."""
     dtype = np.result_type(x, w)
-    x = np.asarray(x, dtype=dtype)
-    w = np.asarray(w, dtype=dtype)
+    x, w = np.asarray(x, dtype=dtype), np.asarray(w, dtype=dtype)
     N, C_in, H, W = x.shape
     C_out = w.shape[0]
     if w.shape[1:] != (C_in, 3, 3):
