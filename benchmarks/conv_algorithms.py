@@ -6,7 +6,8 @@ timed against it on the layers of the CIFAR-10 networks.
 
 - **im2col** (``dlfs.conv.fast``, Topic 12's method on whole chunks): copy the 3×3 windows into
   a (C_in·9, B·H·W) matrix, then one product. The table splits its forward into the copy and
-  the product.
+  the product: the time of the first chunk's copy, and of its product with its columns in the
+  cache, times the number of chunks (the forward also transposes each result into the output).
 - **Winograd F(2×2, 3×3)** (Lavin & Gray, 2015): each 2×2 block of outputs from the 4×4 input
   tile around it, ``Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A``. The sum over input channels becomes 16
   products ``M[a, b] = U[a, b] @ V[a, b]`` (U: (C_out, C_in), V: (C_in, tiles)), 4 multiply-adds
@@ -282,12 +283,14 @@ def measure(name: str, N: int, C_in: int, C_out: int, H: int, repeats: int, torc
     exact = conv2d_forward_batched(x64, w64, None, (1, 1))
     dout = rng.standard_normal(exact.shape).astype(np.float32)
     scale = np.abs(exact).max()
-    cols = cols_batched(x, 3, 3, (1, 1))
     w2 = w.reshape(C_out, -1)
+    step = _chunk_size(N, C_in * 9 * H * H * 4)                  # the forward's chunks
+    n_chunks = -(-N // step)
+    cols = cols_batched(x[:step], 3, 3, (1, 1))
     row = {"layer": name, "input": [N, C_in, H, H], "C_out": C_out,
            "im2col_fwd_ms": cpu_ms(lambda: conv2d_forward_batched(x, w, None, (1, 1)), repeats),
-           "im2col_copy_ms": cpu_ms(lambda: cols_batched(x, 3, 3, (1, 1)), repeats),
-           "im2col_product_ms": cpu_ms(lambda: w2 @ cols, repeats),
+           "im2col_copy_ms": n_chunks * cpu_ms(lambda: cols_batched(x[:step], 3, 3, (1, 1)), repeats),
+           "im2col_product_ms": n_chunks * cpu_ms(lambda: w2 @ cols, repeats),
            "im2col_bwd_ms": cpu_ms(lambda: conv2d_backward_batched(dout, x, w, (1, 1)), repeats),
            "winograd_fwd_ms": cpu_ms(lambda: conv3x3_forward_winograd(x, w, None, (1, 1)), repeats),
            "winograd_bwd_ms": cpu_ms(lambda: conv3x3_backward_winograd(dout, x, w, (1, 1)), repeats),
