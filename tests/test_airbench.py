@@ -439,6 +439,8 @@ def test_run_signature_without_lookahead_is_what_it_always_was():
     assert run_signature(TrainConfig(lookahead_every=5), 0, 10)["lookahead_every"] == 5
     assert "crop_padding" not in sig and "pad_mode" not in sig, "default crops keep the old signature"
     assert "flip" not in sig, "random flips (the default) keep the old signature"
+    assert "cutout" not in sig, "runs without cutout (the default) keep the old signature"
+    assert run_signature(TrainConfig(cutout=8), 0, 10)["cutout"] == 8
     sig = run_signature(TrainConfig(crop_padding=2, pad_mode="reflect", flip="alternating"), 0, 10)
     assert (sig["crop_padding"], sig["pad_mode"], sig["flip"]) == (2, "reflect", "alternating"), sig
 

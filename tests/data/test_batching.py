@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dlfs.data.batching import BatchIterator, alternating_flip, augment, random_crop, random_flip, sample_blocks
+from dlfs.data.batching import (BatchIterator, alternating_flip, augment, cutout, random_crop, random_flip,
+                                 sample_blocks)
 
 
 def test_batches_cover_every_row_once_in_order():
@@ -152,6 +153,36 @@ def test_alternating_flips_start_from_a_seeded_random_half():
         alternating_flip(x, 7, 0)
 
 
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 20), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
+       data=st.data())
+def test_cutout_blanks_one_square_inside_each_image(n, h, w, seed, data):
+    size = data.draw(st.integers(1, min(h, w)))
+    x = np.random.default_rng(seed).uniform(1, 2, (n, 3, h, w)).astype(np.float32)   # no zeros of its own
+    out = cutout(x, size, seed)
+    assert out.shape == x.shape and out.dtype == np.float32
+    for i in range(n):
+        zero = out[i] == 0
+        assert (zero == zero[0]).all(), "the square must cover every channel alike"
+        rows, cols = np.flatnonzero(zero[0].any(axis=1)), np.flatnonzero(zero[0].any(axis=0))
+        assert len(rows) == size and len(cols) == size and np.ptp(rows) == size - 1 and np.ptp(cols) == size - 1, \
+            f"image {i}: expected one {size}x{size} square, zero rows {rows}, columns {cols}"
+        assert zero[0].sum() == size * size, f"image {i}: {zero[0].sum()} zeros, expected {size * size}"
+        np.testing.assert_array_equal(out[i][~zero], x[i][~zero], err_msg="pixels outside the square change")
+    np.testing.assert_array_equal(cutout(x, size, seed), out, err_msg="the same seed must blank the same squares")
+
+
+def test_cutout_places_its_square_anywhere_it_fits_and_refuses_bad_sizes():
+    x = np.ones((4000, 1, 6, 6))
+    corners = [tuple(np.argwhere(img[0] == 0).min(axis=0)) for img in cutout(x, 4, 0)]
+    counts = np.unique(np.array(corners), axis=0, return_counts=True)[1]
+    assert len(counts) == 9, f"a 4x4 square fits at 3x3 corners of a 6x6 image, saw {len(counts)}"
+    assert counts.min() > 330, f"each corner should be drawn about 444 times of 4,000, counts {counts}"
+    for bad in (0, -1, 7):
+        with pytest.raises(ValueError, match="cutout size"):
+            cutout(x[:2], bad, 0)
+
+
 def test_augment_shape_dtype_and_content():
     x = np.random.default_rng(0).random((128, 3, 32, 32)).astype(np.float32)
     out = augment(x, np.random.default_rng(0))
@@ -180,3 +211,13 @@ def test_sample_blocks_reaches_the_last_token():
     np.testing.assert_array_equal(y, np.tile([1, 2, 3, 4], (10, 1)))
     with pytest.raises(ValueError, match="longer than block_size"):
         sample_blocks(ids, 5, 2)
+
+
+def test_augment_with_cutout_draws_after_the_crop_and_the_flip():
+    x = np.random.default_rng(0).uniform(1, 2, (64, 3, 8, 8)).astype(np.float32)
+    plain = augment(x, 3, padding=0)
+    out = augment(x, 3, padding=0, cutout_size=3)
+    zeros = (out == 0).all(axis=1)                                  # (N, H, W)
+    assert (zeros.sum(axis=(1, 2)) == 9).all(), "every image must lose one 3x3 square"
+    np.testing.assert_array_equal(np.where(zeros[:, None], 0, plain), out,
+                                  err_msg="outside the squares, cutout must leave the cropped, flipped images")

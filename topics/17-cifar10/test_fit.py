@@ -306,6 +306,28 @@ def test_alternating_flips_show_each_image_the_other_way_round_in_the_next_epoch
     assert flipped[2] == flipped[0], "flip='alternating': epoch 3 must mirror the images epoch 1 did"
 
 
+def test_cutout_blanks_a_square_of_every_training_image(monkeypatch):
+    x, y = images(24, seed=0)
+    x = np.abs(x) + 1                                # no zeros of their own
+    xt, yt = images(8, seed=1)
+    epochs = spy_on_batches(monkeypatch)
+    # no crops and no flips, so every training image is x[i] but for the blank square
+    cfg = recipe.TrainConfig(epochs=2, batch_size=8, lr=0.05, crop_padding=0, flip="none", cutout=3)
+    recipe.fit(tiny_resnet(0), x, y, xt, yt, cfg, seed=0, **QUIET)
+    squares = []
+    for seen in epochs:
+        xs = np.concatenate([b[0] for b in seen])
+        zeros = (xs == 0).all(axis=1)
+        assert (zeros.sum(axis=(1, 2)) == 9).all(), \
+            f"cutout=3: every training image must lose a 3x3 square, zero pixels per image {zeros.sum(axis=(1, 2))}"
+        matches = [np.flatnonzero(((x == img) | (img == 0)).all(axis=(1, 2, 3))) for img in xs]
+        assert all(len(m) >= 1 for m in matches), "outside its square, each image must be a training image"
+        squares.append(zeros)
+    assert not np.array_equal(squares[0], squares[1]), "each epoch must draw its own squares"
+    with pytest.raises(ValueError, match="cutout"):
+        recipe.TrainConfig(cutout=-1)
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     x, y = images(32, seed=0, size=4)
     xt, yt = images(16, seed=1, size=4)

@@ -118,14 +118,34 @@ def alternating_flip(x: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     return np.where(mirror[:, None, None, None], x[..., ::-1], x)
 
 
+def cutout(x: np.ndarray, size: int, rng: int | np.random.Generator | None = None) -> np.ndarray:
+    """Cutout (DeVries & Taylor, 2017): set a random ``size`` x ``size`` square of each image
+    to 0 in every channel (the mean, for standardised images). The square lies wholly inside
+    the image, its top-left corner uniform over the positions that allow it.
+
+    x: (N, C, H, W) -> a new (N, C, H, W) array, dtype kept.
+    """
+    rng = as_rng(rng)
+    n, _, h, w = x.shape
+    if not 0 < size <= min(h, w):
+        raise ValueError(f"cutout size must be between 1 and the image size {min(h, w)}, got {size}")
+    top = rng.integers(0, h - size + 1, size=n)
+    left = rng.integers(0, w - size + 1, size=n)
+    rows = (np.arange(h) >= top[:, None]) & (np.arange(h) < top[:, None] + size)      # (N, H)
+    cols = (np.arange(w) >= left[:, None]) & (np.arange(w) < left[:, None] + size)    # (N, W)
+    square = rows[:, None, :, None] & cols[:, None, None, :]                          # (N, 1, H, W)
+    return np.where(square, np.zeros((), dtype=x.dtype), x)
+
+
 def augment(x: np.ndarray, rng: int | np.random.Generator | None = None, *, padding: int = 4,
-            flip: bool = True, pad_mode: str = "constant") -> np.ndarray:
+            flip: bool = True, pad_mode: str = "constant", cutout_size: int = 0) -> np.ndarray:
     """The standard CIFAR augmentation: random crop with ``padding`` (``pad_mode`` as in
-    :func:`random_crop`), then a random horizontal flip. x: (N, C, H, W) -> (N, C, H, W).
-    Usable as ``BatchIterator(transform=augment)``."""
+    :func:`random_crop`), then a random horizontal flip, then (``cutout_size`` > 0)
+    :func:`cutout`. x: (N, C, H, W) -> (N, C, H, W). Usable as ``BatchIterator(transform=augment)``."""
     rng = as_rng(rng)
     out = random_crop(x, padding, rng, pad_mode=pad_mode)
-    return random_flip(out, 0.5, rng) if flip else out
+    out = random_flip(out, 0.5, rng) if flip else out
+    return cutout(out, cutout_size, rng) if cutout_size else out
 
 
 def sample_blocks(ids: np.ndarray, block_size: int, batch_size: int,

@@ -60,6 +60,7 @@ class TrainConfig:
     pad_mode: str = "constant"        # ... with zeros ("constant") or mirrored borders ("reflect")
     flip: str = "random"              # "random": each image mirrored with p = 1/2 in every epoch;
     #                                   "alternating": dlfs.data.batching.alternating_flip; "none"
+    cutout: int = 0                   # > 0: blank a random square of this size in every training image
     eval_batch_size: int = 500
     lookahead_every: int = 0          # > 0: wrap the optimiser in dlfs.train.lookahead.Lookahead
     lookahead_alpha: float = 0.5
@@ -67,6 +68,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.flip not in FLIPS:
             raise ValueError(f"flip must be one of {', '.join(map(repr, FLIPS))}, got {self.flip!r}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be 0 (off) or a square's size in pixels, got {self.cutout}")
 
 
 @dataclass
@@ -257,6 +260,8 @@ def run_signature(cfg: TrainConfig, seed: int, n_train: int) -> dict:
         del sig["crop_padding"], sig["pad_mode"]
     if cfg.flip == "random":
         del sig["flip"]
+    if not cfg.cutout:
+        del sig["cutout"]
     return {**sig, "seed": int(seed), "n_train": int(n_train)}
 
 
@@ -297,7 +302,8 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
       the test loss;
     - epoch e (1-based): a shuffled ``BatchIterator`` whose order and augmentation (when
       ``cfg.augment``: ``augment`` with ``padding=cfg.crop_padding``, ``pad_mode=cfg.pad_mode``,
-      and ``flip`` when ``cfg.flip == "random"``) both come from ``epoch_rng(seed, e)``; with
+      ``flip`` when ``cfg.flip == "random"`` and ``cutout_size=cfg.cutout``) both come from
+      ``epoch_rng(seed, e)``; with
       ``cfg.flip == "alternating"`` the iterator runs over ``alternating_flip(x_train, seed, e)``
       instead of ``x_train``; ``train_epoch``; ``evaluate``;
       one entry per list of the history; a checkpoint (``meta`` plus
@@ -348,7 +354,8 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
         batches = BatchIterator(alternating_flip(x_train, seed, epoch) if flipped else x_train, y_train,
                                 batch_size=cfg.batch_size, shuffle=True, seed=rng,
                                 transform=partial(augment, padding=cfg.crop_padding, pad_mode=cfg.pad_mode,
-                                                  flip=cfg.flip == "random") if cfg.augment else None)
+                                                  flip=cfg.flip == "random", cutout_size=cfg.cutout)
+                                if cfg.augment else None)
         bar = tqdm(total=len(x_train), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", unit_scale=True,
                    leave=False, disable=not progress or None, dynamic_ncols=True)
         seen = [0]
