@@ -142,10 +142,10 @@ PRESETS.update({
                              target=0.85, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=15 * 60, monitor_limit=2000),
     # 9 epochs with the per-epoch evaluation on 2,000 test images and the whitening bias frozen
-    # after 3 (epochs of 258-290 s), plus about 130 s outside the epochs: 2,555 and 2,655 s
-    # measured (seeds 0 and 1, idle machine)
+    # after 3 (epochs of 240-290 s), plus about 130 s outside the epochs: 2,555, 2,655 and
+    # 2,351 s measured (seeds 0, 1 and 2, idle machine)
     "airbench-45min": Preset("airbench's own network, widths (64, 256, 256), 9 epochs, "
-                             "flip-and-translate TTA (measured: median 90.34% of seeds 0 and 1, 43.4 min)",
+                             "flip-and-translate TTA (measured: median 90.29% of seeds 0, 1, 2, 42.6 min)",
                              0, (64, 256, 256), TrainConfig(epochs=9, warmup_epochs=1, **_AIRBENCH),
                              target=0.90, arch="airbench", flip_tta=True, translate_tta=1,
                              max_seconds=45 * 60, monitor_limit=2000, whiten_bias_epochs=3),
