@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Callable
 
 
+def _qualified(module: str) -> str:
+    """The importable name of an experiment: ``module`` itself when dotted, else
+    ``dlfs.experiments.<module>``."""
+    return module if "." in module else f"dlfs.experiments.{module}"
+
+
 def parser(module: str, description: str, results: str, *, data: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of ``python -m dlfs.experiments.<module>`` (or of ``module`` when it
     is a dotted name, e.g. ``dlfs.quant.experiment``) with ``--out`` and
     ``--record``, and ``--data-dir`` when the experiment reads a dataset (``data``: the folder
     it needs, e.g. ``"tinyshakespeare/"``). ``results``: the results folder, e.g. ``"topic-20"``."""
-    name = module if "." in module else f"dlfs.experiments.{module}"
-    p = argparse.ArgumentParser(prog=f"python -m {name}", description=description)
+    p = argparse.ArgumentParser(prog=f"python -m {_qualified(module)}", description=description)
     if data:
         p.add_argument("--data-dir", default=None,
                        help=f"folder holding {data} (default: $DLFS_DATA_DIR, then the cache dir)")
@@ -46,9 +51,8 @@ class RunInfo:
     def __init__(self, module: str, argv: list[str] | None = None):
         from dlfs.course.milestones import git_commit
 
-        name = module if "." in module else f"dlfs.experiments.{module}"
         args = sys.argv[1:] if argv is None else list(argv)
-        self.command = " ".join(["python -m", name, *args])
+        self.command = " ".join(["python -m", _qualified(module), *args])
         self.commit = git_commit()
         self.load_start = os.getloadavg()
         self.t_start = time.perf_counter()
