@@ -10,9 +10,10 @@ from dlfs.optim.optimizers import SGD
 
 
 def _tiny_problem():
+    """A linearly separable problem, so 20 steps lower the loss from any initialisation."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 5)).astype(np.float32)
-    y = rng.integers(0, 3, 32)
+    y = (x @ rng.standard_normal((5, 3))).argmax(axis=1)
     return x, y
 
 
@@ -31,7 +32,9 @@ def test_our_step_trains_the_model():
 def test_torch_step_trains_the_model():
     torch = pytest.importorskip("torch", reason="PyTorch is the optional benchmark baseline")
     x, y = _tiny_problem()
-    model = torch.nn.Linear(5, 3, dtype=torch.float32)     # the oracle tests may set float64 as default
+    with torch.random.fork_rng():                        # the same start whatever ran before
+        torch.manual_seed(1)
+        model = torch.nn.Linear(5, 3, dtype=torch.float32)     # the oracle tests may set float64 as default
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     first = torch.nn.functional.cross_entropy(model(tx), ty).item()
