@@ -246,7 +246,9 @@ def run(opts: RunOptions) -> Measurement:
     per_class = per_class_accuracy(y_test, pred, 10)
     artifacts = []
     if opts.output_dir is not None:
-        artifacts = write_plots(opts.output_dir, history.as_dict(), cm, per_class, CLASSES)
+        artifacts = write_plots(opts.output_dir, history.as_dict(), cm, per_class, CLASSES,
+                                title=f"CIFAR-10, {p.name}" + (
+                                f"\n(test curve: the first {p.monitor_limit:,} test images)" if p.monitor_limit else ""))
     return Measurement(
         value=float(test_acc),
         details={
@@ -338,17 +340,21 @@ def _recipe(cfg: TrainConfig) -> dict:
     pad = "zeros" if cfg.pad_mode == "constant" else "mirrored borders"
     return {**asdict(cfg), "optimizer": opt, "schedule": "linear warm-up + cosine, per batch",
             "augmentation": (f"random crop (pad {cfg.crop_padding}, {pad})" + FLIP_LABELS[cfg.flip]
+                             + (f" + cutout {cfg.cutout}x{cfg.cutout}" if cfg.cutout else "")
                              if cfg.augment else "none")}
 
 
 FLIP_LABELS = {"random": " + horizontal flip", "alternating": " + alternating horizontal flips", "none": ""}
 
 
-def write_plots(out: Path, history: dict, cm: np.ndarray, per_class: np.ndarray, classes) -> list[str]:
+def write_plots(out: Path, history: dict, cm: np.ndarray, per_class: np.ndarray, classes,
+                title: str = "CIFAR-10") -> list[str]:
+    """The learning curves (titled ``title``, e.g. the network's name), the test confusion matrix
+    and the per-class test accuracy, as PNGs in ``out``; returns their paths."""
     from dlfs.viz.plots import confusion_matrix_plot, learning_curves, per_class_accuracy_plot
 
     paths = [
-        learning_curves(history, out / "learning_curves.png", title="CIFAR-10 ResNet"),
+        learning_curves(history, out / "learning_curves.png", title=title),
         confusion_matrix_plot(cm, list(classes), out / "confusion_matrix.png",
                               title="CIFAR-10 test confusion matrix"),
         per_class_accuracy_plot(per_class, list(classes), out / "per_class_accuracy.png",
