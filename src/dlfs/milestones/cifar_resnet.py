@@ -159,6 +159,12 @@ PRESETS.update({
                                                          **_AIRBENCH),
                           target=0.93, arch="airbench", flip_tta=True, translate_tta=1,
                           max_seconds=2 * 3600, monitor_limit=2000, whiten_bias_epochs=3),
+    # the same with 8x8 Cutout: does more augmentation lift the ceiling that airbench-2h's curves show?
+    "airbench-2h-cutout": Preset("airbench-2h with 8x8 Cutout in every training image (not measured yet)",
+                                 0, (64, 256, 256), TrainConfig(epochs=22, warmup_epochs=2, flip="alternating",
+                                                                cutout=8, **_AIRBENCH),
+                                 target=0.93, arch="airbench", flip_tta=True, translate_tta=1,
+                                 max_seconds=2 * 3600, monitor_limit=2000, whiten_bias_epochs=3),
 })
 DEFAULT_PRESET = "airbench-45min"
 SMOKE = Preset("ResNet-8, 3 epochs on the first 5,000 training images, evaluated on the first "
