@@ -166,3 +166,13 @@ def test_the_convolution_algorithms_benchmark_reports_every_method(monkeypatch, 
     assert "tiny" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         conv_algorithms.main(["--repeats", "0"])
+
+
+def test_sgemm_shapes_reports_a_rate_per_shape_and_the_kernels_that_ran(monkeypatch):
+    from benchmarks import sgemm_shapes
+
+    monkeypatch.setattr(sgemm_shapes, "SHAPES", [(64, 32, 16), (8, 8, 8)])
+    r = sgemm_shapes.rates(repeats=2)
+    assert list(r["gflops"]) == ["64x32x16", "8x8x8"], r
+    assert all(v > 0 for v in r["gflops"].values()), r
+    assert "architecture" in r, r
