@@ -44,9 +44,14 @@ HYP = {"batch_size": 1024, "lr": 11.5, "momentum": 0.85, "weight_decay": 0.0153,
 
 
 def triangle(total_steps: int, start: float = 0.2, peak_at: float = 0.23, end: float = 0.07) -> np.ndarray:
-    """The learning-rate multiplier for steps 0..total_steps: linear from ``start`` up to 1 at
-    step ⌊peak_at · T⌋, then linear down to ``end`` at T. Returns (T + 1,) float64."""
-    return np.interp(np.arange(total_steps + 1), [0, int(peak_at * total_steps), total_steps], [start, 1.0, end])
+    """The learning-rate multiplier for steps 0..total_steps, from ``dlfs.optim.schedules.Triangular``
+    (linear from ``start`` up to 1 at step ⌊peak_at · T⌋, then down to ``end`` at T). (T + 1,) float64."""
+    from types import SimpleNamespace
+
+    from dlfs.optim.schedules import Triangular
+
+    schedule = Triangular(SimpleNamespace(lr=1.0), total_steps, start, peak_at, end)
+    return np.array([schedule.lr_at(s) for s in range(total_steps + 1)])
 
 
 def lookahead_decay(step: int, total_steps: int, decay: float = 0.95, every: int = 5, power: float = 3.0) -> float:

@@ -618,3 +618,50 @@ def test_dirac_initialisation_makes_the_first_filters_copy_their_inputs():
     assert np.array_equal(first[:, :4, 1, 1], np.eye(4, dtype=first.dtype)), "AirbenchNet is dirac-initialised"
     plain = AirbenchNet((4, 8, 8), rng=0, dirac=False).net.layers[1].W.data
     assert not np.array_equal(plain[:, :4, 1, 1], np.eye(4, dtype=first.dtype)), "dirac=False keeps He init"
+
+
+# ----------------------------------------------------------------- airbench's triangular schedule
+
+def test_triangular_schedule_rises_to_the_peak_and_falls_to_its_end():
+    from types import SimpleNamespace
+
+    from dlfs.optim.schedules import Triangular
+
+    opt = SimpleNamespace(lr=2.0)
+    s = Triangular(opt, 100, start=0.2, peak_at=0.23, end=0.07)
+    assert opt.lr == pytest.approx(0.4), f"step 0 runs at start x base lr = 0.4, got {opt.lr}"
+    got = np.array([s.lr_at(k) for k in range(106)])
+    expected = 2.0 * np.interp(np.arange(106), [0, 23, 100], [0.2, 1.0, 0.07])   # constant after T
+    np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg="Triangular(100, 0.2, 0.23, 0.07) x 2.0")
+    for _ in range(40):
+        s.step()
+    resumed = Triangular(SimpleNamespace(lr=2.0), 100, 0.2, 0.23, 0.07)
+    resumed.load_state_dict(s.state_dict())
+    assert resumed.optimizer.lr == pytest.approx(got[40]), "a restored schedule continues at its step"
+    flat = Triangular(SimpleNamespace(lr=1.0), 10, start=0.5, peak_at=0.0, end=0.0)
+    assert [flat.lr_at(k) for k in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0]), "peak_at 0: no rise"
+
+
+@pytest.mark.parametrize("kwargs, match", [({"total_steps": 0}, "total_steps"), ({"peak_at": 1.0}, "peak_at"),
+                                           ({"peak_at": -0.1}, "peak_at"), ({"start": -1.0}, "start")])
+def test_triangular_schedule_refuses_bad_settings(kwargs, match):
+    from types import SimpleNamespace
+
+    from dlfs.optim.schedules import Triangular
+
+    args = {"total_steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        Triangular(SimpleNamespace(lr=1.0), **args)
+
+
+def test_train_config_refuses_an_unknown_schedule_and_keeps_old_signatures():
+    from dlfs.train.recipe import TrainConfig, run_signature
+
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="triangle"):
+        TrainConfig(schedule="triangle", triangle=(0.2, 0.5))
+    plain = run_signature(TrainConfig(), 0, 100)
+    assert "schedule" not in plain and "triangle" not in plain, "cosine runs keep the signature they had"
+    tri = run_signature(TrainConfig(schedule="triangle"), 0, 100)
+    assert tri["schedule"] == "triangle" and tri["triangle"] == [0.2, 0.23, 0.07], tri

@@ -138,6 +138,30 @@ def test_lr_follows_warmup_then_cosine_across_a_resume(tmp_path, monkeypatch):
                  what="learning rates of the interrupted + resumed run")
 
 
+def test_lr_follows_airbench_triangle_when_asked_across_a_resume(tmp_path, monkeypatch):
+    x, y = images(48, seed=0, size=4)
+    xt, yt = images(16, seed=1, size=4)
+    cfg = recipe.TrainConfig(epochs=4, batch_size=16, lr=0.2, schedule="triangle", triangle=(0.2, 0.25, 0.05),
+                             augment=False)
+    # 12 steps, the peak at step 3: up from 0.04 in three steps, then down to 0.01 at step 12
+    up = [0.2 * (0.2 + 0.8 * s / 3) for s in range(3)]
+    down = [0.2 * (1 - 0.95 * (s - 3) / 9) for s in range(3, 12)]
+    lrs = record_lrs(monkeypatch)
+    recipe.fit(linear_model(0), x, y, xt, yt, cfg, seed=0, **QUIET)
+    assert_close(np.array(lrs), up + down, rtol=1e-12, atol=1e-15,
+                 what="learning rate of each step with schedule='triangle' (0.2, 0.25, 0.05)")
+
+    lrs.clear()
+    path = tmp_path / "ckpt.npz"
+    recipe.fit(linear_model(0), x, y, xt, yt, cfg, seed=0, checkpoint=path, stop_after_epoch=1, **QUIET)
+    recipe.fit(linear_model(5), x, y, xt, yt, cfg, seed=0, checkpoint=path, resume=True, **QUIET)
+    assert_close(np.array(lrs), up + down, rtol=1e-12, atol=1e-15,
+                 what="learning rates of the interrupted + resumed triangle run")
+    cosine = recipe.TrainConfig(epochs=4, batch_size=16, lr=0.2, augment=False)
+    with pytest.raises(DataError, match="schedule"):
+        recipe.fit(linear_model(0), x, y, xt, yt, cosine, seed=0, checkpoint=path, resume=True, **QUIET)
+
+
 # ----------------------------------------------------------------- exact resume
 
 @pytest.mark.parametrize("stop", [1, 2])

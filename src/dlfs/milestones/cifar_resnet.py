@@ -344,7 +344,9 @@ def _recipe(cfg: TrainConfig) -> dict:
 
     opt = "SGD (Nesterov)" + (f", lookahead every {cfg.lookahead_every} steps" if cfg.lookahead_every else "")
     pad = "zeros" if cfg.pad_mode == "constant" else "mirrored borders"
-    return {**asdict(cfg), "optimizer": opt, "schedule": "linear warm-up + cosine, per batch",
+    schedule = ("linear warm-up + cosine, per batch" if cfg.schedule == "cosine" else
+                "airbench's triangle (start, peak at, end: {:g}, {:g}, {:g}), per batch".format(*cfg.triangle))
+    return {**asdict(cfg), "optimizer": opt, "schedule": schedule,
             "augmentation": (f"random crop (pad {cfg.crop_padding}, {pad})" + FLIP_LABELS[cfg.flip]
                              + (f" + cutout {cfg.cutout}x{cfg.cutout}" if cfg.cutout else "")
                              if cfg.augment else "none")}

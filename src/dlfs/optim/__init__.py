@@ -14,5 +14,5 @@ from dlfs.exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "dlfs.optim.optimizers": ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW"],
-    "dlfs.optim.schedules": ["LRScheduler", "StepLR", "CosineWithWarmup", "clip_grad_norm"],
+    "dlfs.optim.schedules": ["LRScheduler", "StepLR", "CosineWithWarmup", "Triangular", "clip_grad_norm"],
 })

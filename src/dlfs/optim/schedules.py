@@ -105,6 +105,36 @@ class CosineWithWarmup(LRScheduler):
         # END SOLUTION
 
 
+class Triangular(LRScheduler):
+    """airbench's schedule (Jordan 2024): linear from ``start`` · base_lr up to base_lr at step
+    P = ⌊peak_at · T⌋, then linear down to ``end`` · base_lr at T = ``total_steps``, then constant:
+
+        lr(s) = base_lr · (start + (1 − start) · s / P)             for s < P
+        lr(s) = base_lr · (1 + (end − 1) · min(s − P, T − P) / (T − P))   for s ≥ P
+
+    airbench94 uses start 0.2, peak_at 0.23, end 0.07: no warm-up from zero, and a learning
+    rate that never quite reaches zero.
+    """
+
+    def __init__(self, optimizer, total_steps: int, start: float = 0.2, peak_at: float = 0.23, end: float = 0.07):
+        if int(total_steps) < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        if not 0.0 <= peak_at < 1.0:
+            raise ValueError(f"peak_at is a fraction of the steps in [0, 1), got {peak_at}")
+        if start < 0 or end < 0:
+            raise ValueError(f"start and end are fractions of the peak learning rate (>= 0), got {start} and {end}")
+        self.total_steps = int(total_steps)
+        self.start, self.peak_at, self.end = float(start), float(peak_at), float(end)
+        self.peak_step = int(self.peak_at * self.total_steps)
+        super().__init__(optimizer)
+
+    def lr_at(self, step: int) -> float:
+        p, t = self.peak_step, self.total_steps
+        if step < p:
+            return self.base_lr * (self.start + (1.0 - self.start) * step / p)
+        return self.base_lr * (1.0 + (self.end - 1.0) * min(step - p, t - p) / (t - p))
+
+
 def clip_grad_norm(params, max_norm: float) -> float:
     """Rescale all gradients together so their global L2 norm is at most ``max_norm``,
     as ``torch.nn.utils.clip_grad_norm_``.

@@ -40,6 +40,7 @@ from dlfs.io import atomic_write_bytes
 
 CHECKPOINT_VERSION = 1
 FLIPS = ("random", "alternating", "none")
+SCHEDULES = ("cosine", "triangle")
 
 
 @dataclass
@@ -54,6 +55,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     min_lr: float = 0.0
+    schedule: str = "cosine"          # "cosine": linear warm-up + cosine to min_lr (warmup_epochs, min_lr);
+    #                                   "triangle": dlfs.optim.schedules.Triangular with ...
+    triangle: tuple[float, float, float] = (0.2, 0.23, 0.07)    # ... (start, peak_at, end), airbench's
     label_smoothing: float = 0.1
     augment: bool = True
     crop_padding: int = 4             # the augmentation's random crops: pad by this many pixels ...
@@ -70,6 +74,10 @@ class TrainConfig:
             raise ValueError(f"flip must be one of {', '.join(map(repr, FLIPS))}, got {self.flip!r}")
         if self.cutout < 0:
             raise ValueError(f"cutout must be 0 (off) or a square's size in pixels, got {self.cutout}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {self.schedule!r}")
+        if len(self.triangle) != 3:
+            raise ValueError(f"triangle is (start, peak_at, end), got {self.triangle!r}")
 
 
 @dataclass
@@ -262,6 +270,10 @@ def run_signature(cfg: TrainConfig, seed: int, n_train: int) -> dict:
         del sig["flip"]
     if not cfg.cutout:
         del sig["cutout"]
+    if cfg.schedule == "cosine":
+        del sig["schedule"], sig["triangle"]
+    else:
+        sig["triangle"] = [float(v) for v in cfg.triangle]      # as JSON gives it back
     return {**sig, "seed": int(seed), "n_train": int(n_train)}
 
 
@@ -277,6 +289,20 @@ def check_same_run(path: str | os.PathLike, signature: dict) -> None:
              for k in sorted(set(saved) | set(signature)) if saved.get(k) != signature.get(k)]
     raise DataError(f"checkpoint {path} belongs to a run with other settings ({'; '.join(diffs)}); "
                     f"resume with the same settings, or start afresh")
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """The per-batch learning-rate schedule ``cfg`` asks for, over T = cfg.epochs · steps_per_epoch
+    steps: ``CosineWithWarmup`` with W = round(cfg.warmup_epochs · steps_per_epoch) warm-up steps
+    (at most T − 1) and ``cfg.min_lr``, or, with ``cfg.schedule == "triangle"``, ``Triangular``
+    with ``cfg.triangle`` (start, peak_at, end)."""
+    from dlfs.optim.schedules import CosineWithWarmup, Triangular
+
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "triangle":
+        return Triangular(optimizer, total_steps, *cfg.triangle)
+    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total_steps - 1)
+    return CosineWithWarmup(optimizer, warmup_steps=warmup, total_steps=total_steps, min_lr=cfg.min_lr)
 
 
 # -- the training loop ------------------------------------------------------------------------
@@ -295,8 +321,8 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
       ``dlfs.train.lookahead.Lookahead(optimizer, cfg.lookahead_every, cfg.lookahead_alpha, T)``
       (alpha ramps from 1 to ``cfg.lookahead_alpha`` over the T steps; its slow weights go into
       the checkpoint with the optimiser's state);
-    - schedule: ``CosineWithWarmup`` stepped after every batch, with
-      ``W = round(cfg.warmup_epochs · steps_per_epoch)`` (at most T − 1) warm-up steps and
+    - schedule: ``make_scheduler(optimizer, cfg, steps_per_epoch)`` (``CosineWithWarmup`` unless
+      ``cfg.schedule`` asks for airbench's triangle), stepped after every batch, over
       ``T = cfg.epochs · steps_per_epoch`` steps in total;
     - loss: cross-entropy with ``cfg.label_smoothing`` for training, plain cross-entropy for
       the test loss;
@@ -319,7 +345,6 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     from dlfs.data.batching import BatchIterator, alternating_flip, augment
     from dlfs.nn.losses import CrossEntropyLoss
     from dlfs.optim.optimizers import SGD
-    from dlfs.optim.schedules import CosineWithWarmup
     from dlfs.train.loop import evaluate, train_epoch
 
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
@@ -327,10 +352,10 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
     eval_loss_fn = CrossEntropyLoss()
     signature = run_signature(cfg, seed, len(x_train))
     meta = {**(meta or {}), "run": signature}
-    # TODO: the optimiser and the per-batch schedule; resume from the checkpoint if asked
+    # TODO: the optimiser and the per-batch schedule (make_scheduler); resume from the checkpoint if asked
     #       (check_same_run first); then per epoch: a BatchIterator driven by epoch_rng,
     #       train_epoch, evaluate, history, checkpoint.
-    # BEGIN SOLUTION build SGD + warm-up/cosine, resume if asked, then train/evaluate/checkpoint epoch by epoch
+    # BEGIN SOLUTION build SGD + the schedule, resume if asked, then train/evaluate/checkpoint epoch by epoch
     optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                     weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * steps_per_epoch
@@ -338,8 +363,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_t
         from dlfs.train.lookahead import Lookahead
 
         optimizer = Lookahead(optimizer, cfg.lookahead_every, cfg.lookahead_alpha, total_steps)
-    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total_steps - 1)
-    scheduler = CosineWithWarmup(optimizer, warmup_steps=warmup, total_steps=total_steps, min_lr=cfg.min_lr)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     history, start = History(), 1
     if resume and checkpoint is not None and Path(checkpoint).exists():
         check_same_run(checkpoint, signature)
