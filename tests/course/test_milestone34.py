@@ -2,6 +2,7 @@
 a failing row fails the run by name, the MPI row skips with its reason, the model it measures,
 and the spec through the command line."""
 
+import dataclasses
 import string
 import sys
 
@@ -38,6 +39,9 @@ def text(monkeypatch, tmp_path):
     monkeypatch.setattr(text_module, "load_shakespeare", lambda data_dir=None: ds)
     monkeypatch.setattr(milestones, "PROJECT_ROOT", tmp_path / "project")
     monkeypatch.setenv("DLFS_WORKSPACE", str(tmp_path / "ws"))
+    # the KV cache's speed-up is timed: on a busy machine it can fall below the smoke run's 1.2x,
+    # so these tests check the rows' values and, separately, that the speed target is applied
+    monkeypatch.setattr(m34, "SMOKE", dataclasses.replace(m34.SMOKE, kv_speedup_target=0.0))
     return ds
 
 
@@ -62,7 +66,7 @@ def test_the_smoke_run_passes_with_every_row_measured(text, no_mpi, tmp_path):
         assert name in out.split("check")[-1], f"the table has no {name} row:\n{out}"
     kv, flash, quant, ring = (rows[n]["figures"] for n in ROWS[:4])
     assert kv["max_abs_logit_error"]["float64"] <= 1e-12 * kv["max_abs_logit"] and kv["same_tokens_keep_block_as_no_cache"]
-    assert kv["speedup_cpu"] >= 1.0 and kv["no_cache_cpu_s"] > 0
+    assert kv["speedup_cpu"] > 0 and kv["no_cache_cpu_s"] > 0
     assert max(flash["equality"]["max_abs_difference"].values()) <= 1e-10
     assert flash["memory"][-1]["naive_peak_bytes"] > 2 * flash["memory"][-1]["tiled_peak_bytes"] > 0
     assert abs(quant["relative_change"]["int8"]) <= 0.01 and quant["size_ratio"]["int4"] > quant["size_ratio"]["int8"] > 3
@@ -113,6 +117,13 @@ def test_inexact_cached_logits_fail_the_kv_cache_row(text, no_mpi, monkeypatch):
     result, rec, out = smoke()
     assert not result.passed and rec["details"]["failed_rows"] == ["KV cache"], out
     assert "FAILED: KV cache" in out
+
+
+def test_a_kv_cache_slower_than_its_target_fails_the_row(text, no_mpi, monkeypatch):
+    monkeypatch.setattr(m34, "SMOKE", dataclasses.replace(m34.SMOKE, kv_speedup_target=1e9))
+    result, rec, out = smoke()
+    assert not result.passed and rec["details"]["failed_rows"] == ["KV cache"], out
+    assert "≥ 1e+09×" in out and "FAILED: KV cache" in out, out
 
 
 def test_an_mpi_run_that_breaks_fails_the_mpi_row_only(text, monkeypatch):
