@@ -66,7 +66,12 @@ def build_net(torch, x_whiten: np.ndarray, widths=(64, 256, 256), num_classes: i
     from benchmarks.bench_resnet import torch_airbench
     from dlfs.train.whitening import patch_whitening_filters
 
-    net = torch_airbench(torch, widths, num_classes, gelu="none")
+    before = torch.get_default_dtype()          # float32 weights and draws, whatever the default
+    torch.set_default_dtype(torch.float32)
+    try:
+        net = torch_airbench(torch, widths, num_classes, gelu="none")
+    finally:
+        torch.set_default_dtype(before)
     nn = torch.nn
     for layer in net:
         if isinstance(layer, nn.BatchNorm2d):
@@ -147,7 +152,7 @@ def train(torch, x_train, y_train, x_test, y_test, epochs: float = 9.9, seed: in
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: float(schedule[min(i, total)]))
 
     r = hyp["translate"]
-    flip_once = torch.rand(len(xtr), generator=gen) < 0.5
+    flip_once = torch.rand(len(xtr), generator=gen, dtype=torch.float32) < 0.5
     padded = F.pad(torch.where(flip_once[:, None, None, None], xtr.flip(-1), xtr), (r,) * 4, mode="reflect")
     slow, step, per_epoch, train_time = None, 0, [], 0.0
     for epoch in range(math.ceil(epochs)):

@@ -70,7 +70,17 @@ def test_the_network_is_set_up_as_airbench(torch):
         assert torch.equal(w, eye), f"the first {k} filters of {conv} should be the identity"
 
 
-def test_training_on_a_tiny_set_lowers_the_loss_and_counts_its_steps(torch):
+@pytest.fixture
+def float64_default(torch):
+    """torch's default dtype set to float64, as the oracle tests may leave it (the run must not
+    change: float32 weights, the same random draws); restored after."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def test_training_on_a_tiny_set_lowers_the_loss_and_counts_its_steps(torch, float64_default):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 1024)
     x = rng.standard_normal((1024, 3, 32, 32)).astype(np.float32) * 0.5
