@@ -166,9 +166,10 @@ PRESETS.update({
                                  target=0.93, arch="airbench", flip_tta=True, translate_tta=1,
                                  max_seconds=2 * 3600, monitor_limit=2000, whiten_bias_epochs=3),
     # airbench94's own recipe (batches of 1,024, its triangular schedule), for 10 epochs (its 9.9
-    # rounded): the NumPy twin of `python -m benchmarks.airbench_torch`, which reached 90.62% with
-    # PyTorch on this copy; our lookahead differs in that it starts at step 0 (its weight then
-    # rounds to 1 for airbench's first 3 epochs) and leaves BatchNorm's running statistics alone
+    # rounded; each epoch's last batch has 848 images, where airbench drops it): the NumPy twin of
+    # `python -m benchmarks.airbench_torch`, which reached 90.62% with PyTorch on this copy. Our
+    # lookahead differs: it starts at step 0 (its weight stays above 0.979 during airbench's first
+    # 3 epochs, when airbench's is off) and leaves BatchNorm's running statistics alone
     "airbench94": Preset("airbench94's recipe: widths (64, 256, 256), batches of 1,024, triangular "
                          "schedule, 10 epochs (not measured yet)",
                          0, (64, 256, 256), TrainConfig(epochs=10, schedule="triangle", flip="alternating",
