@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     from dlfs.data.cifar import load_cifar10
     from dlfs.data.checksums import describe_copy
     from dlfs.experiments.common import RunInfo
+    from dlfs.io import atomic_write_text
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.airbench_torch", description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=float, default=9.9, help="training epochs (airbench94: 9.9)")
@@ -241,9 +242,7 @@ def main(argv: list[str] | None = None) -> int:
               "data": describe_copy("cifar10", ds.source) if getattr(ds, "source", None) else None,
               **info.fields(torch=torch.__version__, torch_threads=torch.get_num_threads())}
     runs = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"runs": runs + [record]}, indent=1) + "\n")
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps({"runs": runs + [record]}, indent=1) + "\n")
     print(f"appended to {args.out}")
     return 0
 
