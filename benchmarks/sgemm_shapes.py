@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 SHAPES = [(131072, 288, 64), (131072, 576, 64), (32768, 576, 128), (8192, 1152, 256), (2048, 2304, 256),
           (1024, 1024, 1024), (4096, 4096, 4096)]
@@ -29,22 +28,18 @@ def rates(repeats: int = 5) -> dict:
     import numpy as np
     import threadpoolctl
 
+    from benchmarks.harness import _time
+
     rng = np.random.default_rng(0)
     out = {}
     for m, k, n in SHAPES:
         a = rng.standard_normal((m, k), dtype=np.float32)
         b = rng.standard_normal((k, n), dtype=np.float32)
         a @ b
-        best = min(_timed(lambda: a @ b) for _ in range(repeats))
-        out[f"{m}x{k}x{n}"] = round(2 * m * k * n / best / 1e9, 1)
+        best_ms = min(_time(lambda: a @ b) for _ in range(repeats))
+        out[f"{m}x{k}x{n}"] = round(2 * m * k * n / best_ms / 1e6, 1)
     blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
     return {"architecture": blas[0].get("architecture") if blas else None, "gflops": out}
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main(argv: list[str] | None = None) -> int:
